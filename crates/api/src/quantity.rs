@@ -1,0 +1,115 @@
+//! Resource quantities (`500m`, `256M`, `1Gi`): parsing and exact comparison.
+
+/// The message Kubernetes gives when a quantity does not parse.
+pub const QUANTITY_FORMAT_ERROR: &str =
+    "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
+
+/// A quantity in billionths of its unit (nano-cores, nano-bytes), exact for every value a
+/// Kubernetes quantity can hold in practice.
+pub type Nanos = i128;
+
+const NANO: i128 = 1_000_000_000;
+
+/// Parses a Kubernetes quantity into nano-units.
+pub fn parse(s: &str) -> Option<Nanos> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    let (neg, body) = match s.as_bytes()[0] {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let num_end = body
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(body.len());
+    let (number, suffix) = body.split_at(num_end);
+    if number.is_empty() || number == "." || number.matches('.').count() > 1 {
+        return None;
+    }
+    let (int_part, frac_part) = number.split_once('.').unwrap_or((number, ""));
+    // The value as digits / 10^frac_len, then scaled by the suffix.
+    let digits: String = format!("{int_part}{frac_part}");
+    let mantissa: i128 = digits.parse().ok()?;
+    let frac_len = frac_part.len() as u32;
+    let (mul, pow10): (i128, i32) = match suffix {
+        "" => (1, 0),
+        "n" => (1, -9),
+        "u" => (1, -6),
+        "m" => (1, -3),
+        "k" => (1, 3),
+        "M" => (1, 6),
+        "G" => (1, 9),
+        "T" => (1, 12),
+        "P" => (1, 15),
+        "E" => (1, 18),
+        "Ki" => (1 << 10, 0),
+        "Mi" => (1 << 20, 0),
+        "Gi" => (1 << 30, 0),
+        "Ti" => (1 << 40, 0),
+        "Pi" => (1 << 50, 0),
+        "Ei" => (1 << 60, 0),
+        exp if exp.starts_with(['e', 'E']) => {
+            let e: i32 = exp[1..].parse().ok()?;
+            if !(-30..=30).contains(&e) {
+                return None;
+            }
+            (1, e)
+        }
+        _ => return None,
+    };
+    // nanos = mantissa * mul * 10^(pow10 + 9 - frac_len)
+    let exp10 = pow10 + 9 - frac_len as i32;
+    let mut v = mantissa.checked_mul(mul)?;
+    if exp10 >= 0 {
+        v = v.checked_mul(10i128.checked_pow(exp10 as u32)?)?;
+    } else {
+        // Below a nano-unit Kubernetes rounds up.
+        let div = 10i128.checked_pow((-exp10) as u32)?;
+        v = (v + div - 1) / div;
+    }
+    Some(if neg { -v } else { v })
+}
+
+/// Milli-units, rounded up, as the scheduler and cgroup code count CPU.
+pub fn to_milli(n: Nanos) -> i64 {
+    let m = (n + 999_999).div_euclid(1_000_000);
+    m.clamp(i64::MIN as i128, i64::MAX as i128) as i64
+}
+
+/// Whole units, rounded up (bytes for memory).
+pub fn to_units(n: Nanos) -> i64 {
+    let u = (n + NANO - 1).div_euclid(NANO);
+    u.clamp(i64::MIN as i128, i64::MAX as i128) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_usual_forms() {
+        assert_eq!(parse("500m"), Some(NANO / 2));
+        assert_eq!(parse("2"), Some(2 * NANO));
+        assert_eq!(parse("0.5"), Some(NANO / 2));
+        assert_eq!(to_units(parse("256M").unwrap()), 256_000_000);
+        assert_eq!(to_units(parse("1Gi").unwrap()), 1 << 30);
+        assert_eq!(to_units(parse("1e3").unwrap()), 1000);
+        assert_eq!(to_milli(parse("32").unwrap()), 32_000);
+        assert_eq!(to_milli(parse("1.5").unwrap()), 1500);
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        for bad in ["", "abc", "1.2.3", "5q", ".", "1Gb", "m"] {
+            assert_eq!(parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn compares_across_suffixes() {
+        assert!(parse("1Gi").unwrap() > parse("1G").unwrap());
+        assert_eq!(parse("1000m"), parse("1"));
+    }
+}
