@@ -159,6 +159,35 @@ fn cannot_handle(resource: &Resource, why: impl std::fmt::Display) -> ApiError {
     ))
 }
 
+/// serde_json's error in the words Go's encoding/json uses for the common cases.
+fn json_error_text(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Eof => "unexpected end of JSON input".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// How Kubernetes quotes a body it could not parse: empty, short, or its first 30 bytes.
+fn body_summary(body: &[u8]) -> String {
+    if body.is_empty() {
+        return "<empty>".into();
+    }
+    if body[0] == b'{' {
+        if body.len() <= 30 {
+            return String::from_utf8_lossy(body).into_owned();
+        }
+        return format!("{} ...", String::from_utf8_lossy(&body[..30]));
+    }
+    let n = body.len().min(30);
+    let hex: String = body[..n].iter().map(|b| format!("{b:02x}")).collect();
+    if body.len() > 30 {
+        format!("{hex} ...")
+    } else {
+        hex
+    }
+}
+
 /// Decodes a JSON request body for `resource`: checks apiVersion/kind, applies field validation
 /// and normalizes the object through its typed form (dropping unknown fields).
 pub fn decode(
@@ -167,16 +196,19 @@ pub fn decode(
     mode: FieldValidation,
 ) -> Result<Decoded, ApiError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
+        ApiError::bad_request(format!(
+            "the object provided is unrecognized (must be of type {}): couldn't get version/kind; json parse error: {} ({})",
+            resource.kind,
+            json_error_text(&e),
+            body_summary(body)
+        ))
     })?;
-    decode_value(
-        resource,
-        value,
-        (mode != FieldValidation::Ignore)
-            .then(|| duplicate_fields(body))
-            .unwrap_or_default(),
-        mode,
-    )
+    let duplicates = if mode == FieldValidation::Ignore {
+        Vec::new()
+    } else {
+        duplicate_fields(body)
+    };
+    decode_value(resource, value, duplicates, mode)
 }
 
 /// Like [`decode`], for a body already parsed (a patched object, or YAML).
@@ -213,6 +245,13 @@ pub fn decode_value(
         ("", "Namespace") => roundtrip::<Namespace>(value, &mut unknown),
         ("", "Node") => roundtrip::<Node>(value, &mut unknown),
         ("", "Event") => roundtrip::<Event>(value, &mut unknown),
+        ("", "Service") => roundtrip::<k8s_openapi::api::core::v1::Service>(value, &mut unknown),
+        ("", "ServiceAccount") => {
+            roundtrip::<k8s_openapi::api::core::v1::ServiceAccount>(value, &mut unknown)
+        }
+        ("", "ConfigMap") => {
+            roundtrip::<k8s_openapi::api::core::v1::ConfigMap>(value, &mut unknown)
+        }
         ("events.k8s.io", "Event") => {
             roundtrip::<k8s_openapi::api::events::v1::Event>(value, &mut unknown)
         }
@@ -571,6 +610,8 @@ mod tests {
         assert_eq!(e.code, 400);
         let e = decode(pods(), b"{not json", FieldValidation::Strict).unwrap_err();
         assert_eq!(e.code, 400);
+        assert!(e.message.starts_with("the object provided is unrecognized (must be of type Pod): couldn't get version/kind; json parse error: "), "{}", e.message);
+        assert!(e.message.ends_with("({not json)"), "{}", e.message);
         let e = decode(
             pods(),
             br#"{"spec":{"containers":"x"}}"#,

@@ -103,7 +103,7 @@ impl Selector {
                     op: Op::Exists,
                 }
             };
-            for e in crate::validation::qualified_name(&req.key) {
+            if let Some(e) = crate::validation::qualified_name(&req.key).first() {
                 return Err(format!(
                     "unable to parse requirement: <nil>: Invalid value: {}: {e}",
                     crate::validation::go_quote(&req.key)

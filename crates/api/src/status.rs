@@ -10,10 +10,15 @@ pub struct Cause {
     pub field: String,
 }
 
-/// A failed API request, ready to be sent as a `metav1.Status` body.
+/// A failed API request, ready to be sent as a `metav1.Status` body. Boxed: errors travel through
+/// every handler's `Result`, and the happy path should not pay for their size.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{reason} ({code}): {message}")]
-pub struct ApiError {
+#[error("{} ({}): {}", .0.reason, .0.code, .0.message)]
+pub struct ApiError(Box<Failure>);
+
+/// The fields of an [`ApiError`] (reached through `Deref`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
     pub code: u16,
     pub reason: String,
     pub message: String,
@@ -35,9 +40,22 @@ pub fn qualified(resource: &str, group: &str) -> String {
     }
 }
 
+impl std::ops::Deref for ApiError {
+    type Target = Failure;
+    fn deref(&self) -> &Failure {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ApiError {
+    fn deref_mut(&mut self) -> &mut Failure {
+        &mut self.0
+    }
+}
+
 impl ApiError {
     pub fn new(code: u16, reason: &str, message: impl Into<String>) -> Self {
-        ApiError {
+        ApiError(Box::new(Failure {
             code,
             reason: reason.to_string(),
             message: message.into(),
@@ -46,7 +64,7 @@ impl ApiError {
             kind: None,
             causes: Vec::new(),
             retry_after: None,
-        }
+        }))
     }
 
     fn with_details(mut self, group: &str, kind: &str, name: &str) -> Self {

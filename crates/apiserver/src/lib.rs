@@ -1,0 +1,160 @@
+//! kubelite's API server: the Kubernetes REST API over HTTPS, wire-compatible with kubectl
+//! 1.27–1.33 and the official clients.
+//!
+//! Start at [`Server::start`]: it loads the PKI ([`pki`]), fills the watch cache ([`cache`]) from the
+//! store, seeds the default namespaces and serves [`app`] over TLS ([`tls`]). Requests are
+//! authenticated ([`auth`]), routed by path ([`router`]) and handled per verb ([`rest`]); discovery
+//! and OpenAPI documents come from [`discovery`] and [`openapi`]; watches stream from the cache
+//! ([`watch`]).
+//!
+//! **Invariant:** every write goes through [`rest`] — decode, admission, validation, store — so
+//! in-process components get exactly the checks remote clients get. Reads never touch the store;
+//! they are served from the cache after it has caught up with the store's revision.
+
+pub mod auth;
+pub mod cache;
+pub mod discovery;
+pub mod http;
+pub mod metrics;
+pub mod openapi;
+pub mod pki;
+pub mod rest;
+pub mod router;
+pub mod tls;
+pub mod watch;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use store::DynStore;
+
+pub use router::app;
+
+/// Errors that stop the server from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("certificate: {0}")]
+    Certificate(#[from] rcgen::Error),
+    #[error("tls: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error("storage: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Config(String),
+}
+
+impl Error {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// What the API server needs to start.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// How often old store revisions are compacted.
+    pub compaction_interval: Duration,
+}
+
+/// Shared state of a running API server.
+pub struct Server {
+    pub store: DynStore,
+    pub cache: Arc<cache::Cache>,
+    pub pki: pki::Pki,
+    pub metrics: metrics::Metrics,
+    pub openapi: openapi::Documents,
+    pub started: std::time::Instant,
+}
+
+/// A started server: its address and the task serving it.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub server: Arc<Server>,
+    pub serve: tokio::task::JoinHandle<()>,
+}
+
+pub const DEFAULT_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+impl Server {
+    /// Loads the PKI and the cache, seeds the default namespaces and starts serving HTTPS.
+    pub async fn start(config: Config, store: DynStore) -> Result<Running, Error> {
+        let tls_dir = config.data_dir.join("server").join("tls");
+        let pki = pki::Pki::load_or_create(&tls_dir, &[config.listen.ip()])?;
+        let cache = cache::Cache::start(store.clone()).await?;
+        let server = Arc::new(Server {
+            store,
+            cache,
+            pki,
+            metrics: metrics::Metrics::default(),
+            openapi: openapi::Documents::build(),
+            started: std::time::Instant::now(),
+        });
+        rest::seed_namespaces(&server).await;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| Error::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| Error::Listen {
+            addr: config.listen,
+            source,
+        })?;
+        let acceptor = tls::acceptor(&server.pki)?;
+        let app = app(server.clone());
+        let serve = tokio::spawn(tls::serve(listener, acceptor, app));
+        tokio::spawn(compact_periodically(
+            server.store.clone(),
+            config.compaction_interval,
+        ));
+        Ok(Running {
+            addr,
+            server,
+            serve,
+        })
+    }
+}
+
+/// Compacts to the revision seen one interval ago, as kube-apiserver does every five minutes,
+/// so watchers a little behind can still resume.
+async fn compact_periodically(store: DynStore, interval: Duration) {
+    let mut previous = None;
+    loop {
+        tokio::time::sleep(interval).await;
+        let current = match store.current_revision().await {
+            Ok(r) => r,
+            Err(err) => {
+                tracing::warn!(%err, "compaction: reading the revision failed");
+                continue;
+            }
+        };
+        if let Some(rev) = previous {
+            if let Err(err) = store.compact(rev).await {
+                tracing::warn!(%err, revision = rev, "compaction failed");
+            } else {
+                tracing::debug!(revision = rev, "compacted");
+            }
+        }
+        previous = Some(current);
+    }
+}

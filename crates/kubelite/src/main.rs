@@ -1,0 +1,156 @@
+//! The `kubelite` binary: parses the command line, starts logging and runs the chosen component.
+//! All behaviour lives in the library crates; this file only wires them together.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "kubelite",
+    version,
+    about = "A Kubernetes-compatible cluster in one binary"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Datastore {
+    Sqlite,
+    Etcd,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the control plane: API server on the chosen datastore.
+    Server {
+        /// Where state, certificates and tokens live.
+        #[arg(long, default_value = "/var/lib/kubelite")]
+        data_dir: PathBuf,
+        /// Address and port of the HTTPS API.
+        #[arg(long, default_value = "127.0.0.1:6443")]
+        https_listen: SocketAddr,
+        /// Write the admin kubeconfig here.
+        #[arg(long, default_value = "/etc/kubelite/kubelite.yaml")]
+        write_kubeconfig: PathBuf,
+        /// The storage backend.
+        #[arg(long, value_enum, default_value = "sqlite")]
+        datastore: Datastore,
+        /// etcd client URLs, comma-separated (with --datastore etcd).
+        #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:2379")]
+        etcd_endpoints: Vec<String>,
+        /// Do not run a node agent in this process.
+        #[arg(long)]
+        disable_agent: bool,
+        /// Seconds between compactions of old store revisions.
+        #[arg(long, default_value_t = 300, hide = true)]
+        compaction_interval: u64,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KUBELITE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(8 * 1024 * 1024)
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Server {
+            data_dir,
+            https_listen,
+            write_kubeconfig,
+            datastore,
+            etcd_endpoints,
+            disable_agent,
+            compaction_interval,
+        } => {
+            let started = std::time::Instant::now();
+            std::fs::create_dir_all(&data_dir)
+                .with_context(|| format!("creating {}", data_dir.display()))?;
+            let store: store::DynStore = match datastore {
+                Datastore::Sqlite => {
+                    let dir = data_dir.join("server").join("db");
+                    std::fs::create_dir_all(&dir)
+                        .with_context(|| format!("creating {}", dir.display()))?;
+                    Arc::new(
+                        store::sqlite::SqliteStore::open(&dir.join("state.db"))
+                            .context("opening the SQLite store")?,
+                    )
+                }
+                Datastore::Etcd => Arc::new(
+                    store::etcd::EtcdStore::connect(&etcd_endpoints)
+                        .await
+                        .with_context(|| {
+                            format!("connecting to etcd at {}", etcd_endpoints.join(","))
+                        })?,
+                ),
+            };
+            let config = apiserver::Config {
+                data_dir: data_dir.clone(),
+                listen: https_listen,
+                compaction_interval: Duration::from_secs(compaction_interval.max(1)),
+            };
+            let running = apiserver::Server::start(config, store)
+                .await
+                .context("starting the API server")?;
+            let host = match running.addr.ip() {
+                ip if ip.is_unspecified() => "127.0.0.1".to_string(),
+                std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+                ip => ip.to_string(),
+            };
+            let url = format!("https://{host}:{}", running.addr.port());
+            if let Some(dir) = write_kubeconfig.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            std::fs::write(&write_kubeconfig, running.server.pki.admin_kubeconfig(&url))
+                .with_context(|| format!("writing {}", write_kubeconfig.display()))?;
+            if !disable_agent {
+                tracing::warn!("this build has no node agent yet: pods are stored and scheduled by nobody; pass --disable-agent to silence this");
+            }
+            tracing::info!(
+                %url,
+                kubeconfig = %write_kubeconfig.display(),
+                ready_ms = started.elapsed().as_millis() as u64,
+                "kubelite is ready"
+            );
+            tokio::select! {
+                _ = running.serve => anyhow::bail!("the API server stopped"),
+                _ = shutdown_signal() => {
+                    tracing::info!("shutting down");
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
