@@ -277,10 +277,10 @@ pub fn decode_value(
     );
     let warnings = match mode {
         FieldValidation::Strict if !problems.is_empty() => {
-            return Err(ApiError::bad_request(format!(
-                "strict decoding error: {}",
-                problems.join(", ")
-            )));
+            return Err(cannot_handle(
+                resource,
+                format!("strict decoding error: {}", problems.join(", ")),
+            ));
         }
         FieldValidation::Warn => problems,
         _ => Vec::new(),
@@ -567,7 +567,9 @@ mod tests {
         let err = decode(pods(), body, FieldValidation::Strict).unwrap_err();
         assert_eq!(err.code, 400);
         assert!(
-            err.message.starts_with("strict decoding error: "),
+            err.message.starts_with(
+                "Pod in version \"v1\" cannot be handled as a Pod: strict decoding error: "
+            ),
             "{}",
             err.message
         );

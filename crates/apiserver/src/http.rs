@@ -52,18 +52,33 @@ pub fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
     resp
 }
 
-/// Reads a request body, refusing more than [`MAX_BODY`] bytes with 413.
-pub async fn read_body(body: Body) -> Result<Bytes, ApiError> {
-    let limited = http_body_util::Limited::new(body, MAX_BODY);
-    match limited.collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::too_large(format!(
-            "Request entity too large: limit is {MAX_BODY}"
-        ))),
-        Err(e) => Err(ApiError::bad_request(format!(
-            "error reading the request body: {e}"
-        ))),
+/// How much of an oversized body is read (and dropped) so the client can still read the 413.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Reads a request body, refusing more than [`MAX_BODY`] bytes with 413. The rest of an oversized
+/// body is drained first, so that clients which are still sending see the answer.
+pub async fn read_body(mut body: Body) -> Result<Bytes, ApiError> {
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|e| ApiError::bad_request(format!("error reading the request body: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen += data.len();
+        if seen <= MAX_BODY {
+            buf.extend_from_slice(&data);
+        } else if seen > DRAIN_LIMIT {
+            break;
+        }
     }
+    if seen > MAX_BODY {
+        return Err(ApiError::too_large(format!(
+            "Request entity too large: limit is {MAX_BODY}"
+        )));
+    }
+    Ok(buf.freeze())
 }
 
 /// The request body as JSON bytes: JSON as is, YAML converted; protobuf and others refused.

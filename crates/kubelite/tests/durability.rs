@@ -1,0 +1,131 @@
+//! Objects survive restarts, and a `kill -9` in the middle of a burst of concurrent creates loses
+//! no create the server acknowledged.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams, PostParams};
+
+async fn client(c: &Cluster) -> kube::Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(&c.kubeconfig).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
+fn pod(name: &str) -> Pod {
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name},
+        "spec": {"containers": [{"name": "kuard", "image": "gcr.io/kuar-demo/kuard-amd64:1"}]}
+    }))
+    .unwrap()
+}
+
+#[test]
+fn objects_survive_a_restart() {
+    let mut c = Cluster::start();
+    c.file("pod.yaml", KUARD_POD);
+    c.kubectl(&["create", "-f", "pod.yaml"]).ok();
+    let before = c
+        .kubectl(&[
+            "get",
+            "pod",
+            "kubernetes-up-and-running",
+            "-o",
+            "jsonpath={.metadata.uid} {.metadata.resourceVersion}",
+        ])
+        .ok()
+        .to_string();
+    c.restart();
+    let after = c
+        .kubectl(&[
+            "get",
+            "pod",
+            "kubernetes-up-and-running",
+            "-o",
+            "jsonpath={.metadata.uid} {.metadata.resourceVersion}",
+        ])
+        .ok()
+        .to_string();
+    assert_eq!(before, after);
+    // Writes go on from the stored revision.
+    c.kubectl(&["label", "pod", "kubernetes-up-and-running", "after=restart"])
+        .ok();
+    let rv: i64 = c
+        .kubectl(&[
+            "get",
+            "pod",
+            "kubernetes-up-and-running",
+            "-o",
+            "jsonpath={.metadata.resourceVersion}",
+        ])
+        .ok()
+        .parse()
+        .unwrap();
+    assert!(rv > before.split(' ').nth(1).unwrap().parse::<i64>().unwrap());
+    // The certificates are reused: the old kubeconfig still works.
+    let ns = c.kubectl(&["get", "ns", "default", "-o", "name"]);
+    assert_eq!(ns.ok().trim(), "namespace/default");
+}
+
+#[test]
+fn kill_9_during_concurrent_creates_loses_no_acknowledged_write() {
+    let mut c = Cluster::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let acknowledged = Arc::new(Mutex::new(BTreeSet::new()));
+    rt.block_on(async {
+        let client = client(&c).await;
+        let mut tasks = Vec::new();
+        for worker in 0..32 {
+            let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+            let acked = acknowledged.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0.. {
+                    let name = format!("burst-{worker}-{i}");
+                    match pods.create(&PostParams::default(), &pod(&name)).await {
+                        Ok(_) => {
+                            acked.lock().unwrap().insert(name);
+                        }
+                        Err(_) => return,
+                    }
+                }
+            }));
+        }
+        // Let the burst run, then kill the server while creates are in flight.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        c.kill9();
+        for t in tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(30), t).await;
+        }
+    });
+    let acked = acknowledged.lock().unwrap().clone();
+    assert!(
+        acked.len() > 50,
+        "the burst made too few creates to mean anything: {}",
+        acked.len()
+    );
+    c.restart();
+    let stored: BTreeSet<String> = rt.block_on(async {
+        let pods: Api<Pod> = Api::namespaced(client(&c).await, "default");
+        pods.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter_map(|p| p.metadata.name)
+            .collect()
+    });
+    let lost: Vec<&String> = acked.difference(&stored).collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged creates were lost, e.g. {:?}",
+        lost.len(),
+        &lost[..lost.len().min(5)]
+    );
+}

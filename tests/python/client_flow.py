@@ -1,0 +1,71 @@
+"""Drives a kubelite server with the official Kubernetes Python client: create, list, watch,
+patch and delete pods. Usage: client_flow.py KUBECONFIG. Exits non-zero on the first failure."""
+
+import sys
+import threading
+
+from kubernetes import client, config, watch
+
+config.load_kube_config(config_file=sys.argv[1])
+v1 = client.CoreV1Api()
+NS = "default"
+
+
+def pod(name):
+    return client.V1Pod(
+        metadata=client.V1ObjectMeta(name=name, labels={"app": "py"}),
+        spec=client.V1PodSpec(
+            containers=[client.V1Container(name="kuard", image="gcr.io/kuar-demo/kuard-amd64:1")]
+        ),
+    )
+
+
+events = []
+ready = threading.Event()
+
+
+def watch_pods():
+    w = watch.Watch()
+    ready.set()
+    for ev in w.stream(v1.list_namespaced_pod, NS, label_selector="app=py", timeout_seconds=20):
+        events.append((ev["type"], ev["object"].metadata.name))
+        if ev["type"] == "DELETED":
+            w.stop()
+
+
+t = threading.Thread(target=watch_pods)
+t.start()
+ready.wait()
+
+created = v1.create_namespaced_pod(NS, pod("py-one"))
+assert created.spec.restart_policy == "Always", created.spec
+assert created.status.phase == "Pending", created.status
+assert created.spec.containers[0].image_pull_policy == "IfNotPresent"
+
+names = [p.metadata.name for p in v1.list_namespaced_pod(NS).items]
+assert names == ["py-one"], names
+
+patched = v1.patch_namespaced_pod("py-one", NS, {"metadata": {"labels": {"tier": "web"}}})
+assert patched.metadata.labels == {"app": "py", "tier": "web"}, patched.metadata.labels
+json_patched = v1.patch_namespaced_pod(
+    "py-one", NS, [{"op": "replace", "path": "/spec/containers/0/image", "value": "gcr.io/kuar-demo/kuard-amd64:2"}]
+)
+assert json_patched.spec.containers[0].image.endswith(":2")
+
+try:
+    v1.create_namespaced_pod(NS, pod("py-one"))
+    raise SystemExit("a second create must fail")
+except client.ApiException as e:
+    assert e.status == 409, e
+
+v1.delete_namespaced_pod("py-one", NS)
+t.join(timeout=30)
+kinds = [k for k, n in events if n == "py-one"]
+assert kinds[0] == "ADDED" and "MODIFIED" in kinds and kinds[-1] == "DELETED", events
+
+try:
+    v1.read_namespaced_pod("py-one", NS)
+    raise SystemExit("the pod must be gone")
+except client.ApiException as e:
+    assert e.status == 404, e
+print("python client flow passed")
