@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian machine and starts a single-node kubelite cluster on the embedded store.
+# Afterwards: export KUBECONFIG=/etc/kubelite/kubelite.yaml; kubectl get pods
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/deps.sh
+cargo build --release --bin kubelite
+install -m 0755 target/release/kubelite /usr/local/bin/kubelite
+
+if pid=$(pgrep -x kubelite); then
+  echo "stopping the running kubelite ($pid)"
+  kill "$pid"; sleep 1
+fi
+mkdir -p /var/log/kubelite
+nohup /usr/local/bin/kubelite server >/var/log/kubelite/server.log 2>&1 &
+for _ in $(seq 1 100); do
+  if [ -f /etc/kubelite/kubelite.yaml ] && KUBECONFIG=/etc/kubelite/kubelite.yaml kubectl get --raw /readyz >/dev/null 2>&1; then
+    echo "kubelite is running (log: /var/log/kubelite/server.log)"
+    echo "export KUBECONFIG=/etc/kubelite/kubelite.yaml"
+    exit 0
+  fi
+  sleep 0.1
+done
+echo "kubelite did not become ready; see /var/log/kubelite/server.log" >&2
+exit 1
