@@ -16,8 +16,8 @@ use tokio::sync::{broadcast, watch};
 
 use api::resource::{Resource, RESOURCES};
 
-/// How many past events the cache keeps for watches that start at an older revision.
-const HISTORY: usize = 20_000;
+/// How many past events the cache keeps, by default, for watches that start at an older revision.
+pub const DEFAULT_HISTORY: usize = 20_000;
 const FANOUT: usize = 16_384;
 
 /// One object as the cache holds it: its JSON (with `resourceVersion` set) and the labels and
@@ -54,8 +54,9 @@ struct State {
     objects: BTreeMap<String, Arc<Cached>>,
     history: VecDeque<Arc<Change>>,
     revision: Revision,
-    /// Watches may start at any revision >= this one.
+    /// Watches may start at any revision >= this one (every later event is in `history`).
     oldest: Revision,
+    capacity: usize,
 }
 
 pub struct Cache {
@@ -96,7 +97,7 @@ pub fn decode_stored(kv: &KeyValue) -> Option<Arc<Cached>> {
 
 impl Cache {
     /// Loads every object and starts following the store.
-    pub async fn start(store: DynStore) -> Result<Arc<Cache>, StoreError> {
+    pub async fn start(store: DynStore, history: usize) -> Result<Arc<Cache>, StoreError> {
         let (kvs, revision) = store.list("/registry/").await?;
         let mut objects = BTreeMap::new();
         for kv in &kvs {
@@ -112,6 +113,7 @@ impl Cache {
                 history: VecDeque::new(),
                 revision,
                 oldest: revision,
+                capacity: history.max(1),
             }),
             revision_tx,
             changes,
@@ -160,7 +162,7 @@ impl Cache {
     /// `Err(oldest)` when `from` is older than the history reaches.
     pub fn watch_from(&self, from: Revision) -> Result<(Vec<Arc<Change>>, Subscription), Revision> {
         let state = self.state.read().map_err(|_| 0)?;
-        if from + 1 < state.oldest {
+        if from < state.oldest {
             return Err(state.oldest);
         }
         let rx = self.changes.subscribe();
@@ -209,7 +211,7 @@ impl Cache {
         });
         state.revision = kv.mod_revision;
         state.history.push_back(change.clone());
-        if state.history.len() > HISTORY {
+        if state.history.len() > state.capacity {
             if let Some(dropped) = state.history.pop_front() {
                 state.oldest = dropped.revision;
             }

@@ -81,8 +81,13 @@ pub async fn read_body(mut body: Body) -> Result<Bytes, ApiError> {
     Ok(buf.freeze())
 }
 
-/// The request body as JSON bytes: JSON as is, YAML converted; protobuf and others refused.
-pub fn body_as_json(content_type: Option<&str>, body: Bytes) -> Result<Bytes, ApiError> {
+/// The request body as JSON bytes: JSON as is; YAML and Kubernetes protobuf converted; other
+/// media types refused with 415. `resource` names the kind a protobuf body is expected to hold.
+pub fn body_as_json(
+    content_type: Option<&str>,
+    body: Bytes,
+    resource: &api::resource::Resource,
+) -> Result<Bytes, ApiError> {
     let ct = content_type.unwrap_or("application/json");
     let media = ct.split(';').next().unwrap_or("").trim();
     match media {
@@ -94,6 +99,10 @@ pub fn body_as_json(content_type: Option<&str>, body: Bytes) -> Result<Bytes, Ap
             let value: Value = serde_saphyr::from_str(text).map_err(|e| {
                 ApiError::bad_request(format!("error converting YAML to JSON: {e}"))
             })?;
+            Ok(Bytes::from(serde_json::to_vec(&value).unwrap_or_default()))
+        }
+        "application/vnd.kubernetes.protobuf" => {
+            let value = crate::protobuf::decode(resource, &body)?;
             Ok(Bytes::from(serde_json::to_vec(&value).unwrap_or_default()))
         }
         other => Err(ApiError::unsupported_media_type(other)),
@@ -208,21 +217,21 @@ mod tests {
     }
 
     #[test]
-    fn yaml_bodies_become_json() {
-        let out = body_as_json(
-            Some("application/yaml"),
-            Bytes::from_static(b"a: 1\nb: [x]\n"),
-        )
-        .unwrap();
+    fn bodies_become_json() {
+        let pods = api::resource::find("", "v1", "pods").unwrap();
+        let yaml = Bytes::from_static(b"a: 1\nb: [x]\n");
+        let out = body_as_json(Some("application/yaml"), yaml, pods).unwrap();
         assert_eq!(
             serde_json::from_slice::<Value>(&out).unwrap(),
             serde_json::json!({"a": 1, "b": ["x"]})
         );
-        assert_eq!(
-            body_as_json(Some("application/vnd.kubernetes.protobuf"), Bytes::new())
-                .unwrap_err()
-                .code,
-            415
+        let other = body_as_json(Some("application/x-thing"), Bytes::new(), pods);
+        assert_eq!(other.unwrap_err().code, 415);
+        let bad_proto = body_as_json(
+            Some("application/vnd.kubernetes.protobuf"),
+            Bytes::new(),
+            pods,
         );
+        assert_eq!(bad_proto.unwrap_err().code, 400);
     }
 }

@@ -18,6 +18,7 @@ pub mod http;
 pub mod metrics;
 pub mod openapi;
 pub mod pki;
+pub mod protobuf;
 pub mod rest;
 pub mod router;
 pub mod tls;
@@ -73,6 +74,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// How often old store revisions are compacted.
     pub compaction_interval: Duration,
+    /// How many past events the watch cache keeps for watches that resume at a revision.
+    pub watch_cache_size: usize,
 }
 
 /// Shared state of a running API server.
@@ -100,7 +103,7 @@ impl Server {
     pub async fn start(config: Config, store: DynStore) -> Result<Running, Error> {
         let tls_dir = config.data_dir.join("server").join("tls");
         let pki = pki::Pki::load_or_create(&tls_dir, &[config.listen.ip()])?;
-        let cache = cache::Cache::start(store.clone()).await?;
+        let cache = cache::Cache::start(store.clone(), config.watch_cache_size).await?;
         let server = Arc::new(Server {
             store,
             cache,

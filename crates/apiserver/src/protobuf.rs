@@ -62,7 +62,9 @@ pub fn decode(resource: &Resource, body: &[u8]) -> Result<Value, ApiError> {
         unknown.kind
     };
     let cannot_handle = |why: &dyn std::fmt::Display| {
-        let version = api_version.rsplit_once('/').map_or(api_version.as_str(), |(_, v)| v);
+        let version = api_version
+            .rsplit_once('/')
+            .map_or(api_version.as_str(), |(_, v)| v);
         ApiError::bad_request(format!(
             "{kind} in version \"{version}\" cannot be handled as a {}: {why}",
             resource.kind
@@ -179,19 +181,39 @@ enum Ty {
 }
 
 const fn one(num: u32, json: &'static str, ty: Ty) -> Field {
-    Field { num, json, shape: Shape::One(ty) }
+    Field {
+        num,
+        json,
+        shape: Shape::One(ty),
+    }
 }
 const fn ptr(num: u32, json: &'static str, ty: Ty) -> Field {
-    Field { num, json, shape: Shape::Ptr(ty) }
+    Field {
+        num,
+        json,
+        shape: Shape::Ptr(ty),
+    }
 }
 const fn list(num: u32, json: &'static str, ty: Ty) -> Field {
-    Field { num, json, shape: Shape::List(ty) }
+    Field {
+        num,
+        json,
+        shape: Shape::List(ty),
+    }
 }
 const fn map(num: u32, json: &'static str, ty: Ty) -> Field {
-    Field { num, json, shape: Shape::Map(ty) }
+    Field {
+        num,
+        json,
+        shape: Shape::Map(ty),
+    }
 }
 const fn inline(num: u32, proto_name: &'static str, message: &'static Message) -> Field {
-    Field { num, json: proto_name, shape: Shape::Inline(message) }
+    Field {
+        num,
+        json: proto_name,
+        shape: Shape::Inline(message),
+    }
 }
 
 // ---------------------------------------------------------------- wire format
@@ -341,10 +363,15 @@ fn each_field<'a>(
         let tag = r.varint()?;
         let (num, wire) = (tag >> 3, (tag & 7) as u8);
         if wire == END_GROUP {
-            return Err(WireError::EndGroup { message: message.into() });
+            return Err(WireError::EndGroup {
+                message: message.into(),
+            });
         }
         if num == 0 {
-            return Err(WireError::IllegalTag { message: message.into(), wire });
+            return Err(WireError::IllegalTag {
+                message: message.into(),
+                wire,
+            });
         }
         if !f(num, wire, &mut r)? {
             r.skip(wire)?;
@@ -362,7 +389,11 @@ struct Unknown<'a> {
 
 impl<'a> Unknown<'a> {
     fn parse(buf: &'a [u8]) -> Result<Self, WireError> {
-        let mut out = Unknown { api_version: String::new(), kind: String::new(), raw: &[] };
+        let mut out = Unknown {
+            api_version: String::new(),
+            kind: String::new(),
+            raw: &[],
+        };
         each_field(buf, "Unknown", |num, wire, r| {
             match num {
                 1 => {
@@ -419,7 +450,9 @@ fn decode_field(
         Shape::One(Ty::Msg(message)) | Shape::Ptr(Ty::Msg(message)) => {
             // A message field seen twice is merged, as protobuf specifies.
             let bytes = r.bytes_of(wire, field.json)?;
-            let slot = out.entry(field.json).or_insert_with(|| Value::Object(Map::new()));
+            let slot = out
+                .entry(field.json)
+                .or_insert_with(|| Value::Object(Map::new()));
             if !slot.is_object() {
                 *slot = Value::Object(Map::new());
             }
@@ -451,7 +484,10 @@ fn decode_field(
             } else {
                 values.push(value(ty, wire, r, field.json)?);
             }
-            match out.entry(field.json).or_insert_with(|| Value::Array(Vec::new())) {
+            match out
+                .entry(field.json)
+                .or_insert_with(|| Value::Array(Vec::new()))
+            {
                 Value::Array(list) => list.extend(values),
                 slot => *slot = Value::Array(values),
             }
@@ -459,7 +495,10 @@ fn decode_field(
         }
         Shape::Map(ty) => {
             let (key, entry) = map_entry(ty, r.bytes_of(wire, field.json)?, field.json)?;
-            match out.entry(field.json).or_insert_with(|| Value::Object(Map::new())) {
+            match out
+                .entry(field.json)
+                .or_insert_with(|| Value::Object(Map::new()))
+            {
                 Value::Object(entries) => {
                     entries.insert(key, entry);
                 }
@@ -548,16 +587,19 @@ fn time(buf: &[u8], micro: bool) -> Result<Value, WireError> {
         }
         Ok(true)
     })?;
-    if !micro {
-        nanos = 0;
-    }
-    let out_of_range = || WireError::Value("Time.MarshalJSON: year outside of range [0,9999]".into());
+    // Time keeps whole seconds; MicroTime truncates to microseconds (toward zero, as Go does).
+    nanos = if micro { nanos / 1000 * 1000 } else { 0 };
+    let out_of_range = || {
+        WireError::Value(format!(
+            "time out of range: {seconds}s since the epoch is not in the years 0 to 9999"
+        ))
+    };
     // Like Go's time.Unix, nanoseconds outside [0, 1e9) carry into the seconds.
-    let seconds = seconds
+    let whole = seconds
         .checked_add(nanos.div_euclid(1_000_000_000))
         .ok_or_else(out_of_range)?;
     let nanos = u32::try_from(nanos.rem_euclid(1_000_000_000)).map_err(|_| out_of_range())?;
-    let at = chrono::DateTime::from_timestamp(seconds, nanos).ok_or_else(out_of_range)?;
+    let at = chrono::DateTime::from_timestamp(whole, nanos).ok_or_else(out_of_range)?;
     if !(0..=9999).contains(&chrono::Datelike::year(&at)) {
         return Err(out_of_range());
     }
@@ -593,7 +635,11 @@ fn int_or_string(buf: &[u8]) -> Result<Value, WireError> {
         }
         Ok(true)
     })?;
-    Ok(if is_string { Value::String(string) } else { Value::from(int) })
+    Ok(if is_string {
+        Value::String(string)
+    } else {
+        Value::from(int)
+    })
 }
 
 /// `metav1.FieldsV1` / `runtime.RawExtension`: the JSON document in field 1.
@@ -1744,7 +1790,12 @@ mod tests {
 
     /// A length-delimited field: a string, bytes or an embedded message.
     fn ld(num: u32, payload: &[u8]) -> Vec<u8> {
-        [tag(num, LEN), varint(payload.len() as u64), payload.to_vec()].concat()
+        [
+            tag(num, LEN),
+            varint(payload.len() as u64),
+            payload.to_vec(),
+        ]
+        .concat()
     }
 
     /// A varint field.
@@ -1763,7 +1814,14 @@ mod tests {
 
     fn envelope(api_version: &str, kind: &str, raw: &[u8]) -> Vec<u8> {
         let type_meta = msg(&[ld(1, api_version.as_bytes()), ld(2, kind.as_bytes())]);
-        [MAGIC.to_vec(), ld(1, &type_meta), ld(2, raw), ld(3, b""), ld(4, b"")].concat()
+        [
+            MAGIC.to_vec(),
+            ld(1, &type_meta),
+            ld(2, raw),
+            ld(3, b""),
+            ld(4, b""),
+        ]
+        .concat()
     }
 
     fn served(group: &str, plural: &str) -> &'static Resource {
@@ -1822,11 +1880,23 @@ mod tests {
     #[test]
     fn service_ports_selector_and_int_or_string() {
         let port = |name: &str, number: u64, target: Vec<u8>| {
-            msg(&[ld(1, name.as_bytes()), ld(2, b"TCP"), vi(3, number), ld(4, &target), vi(5, 0)])
+            msg(&[
+                ld(1, name.as_bytes()),
+                ld(2, b"TCP"),
+                vi(3, number),
+                ld(4, &target),
+                vi(5, 0),
+            ])
         };
         let spec = msg(&[
-            ld(1, &port("80-8080", 80, msg(&[vi(1, 0), vi(2, 8080), ld(3, b"")]))),
-            ld(1, &port("metrics", 9090, msg(&[vi(1, 1), vi(2, 0), ld(3, b"http")]))),
+            ld(
+                1,
+                &port("80-8080", 80, msg(&[vi(1, 0), vi(2, 8080), ld(3, b"")])),
+            ),
+            ld(
+                1,
+                &port("metrics", 9090, msg(&[vi(1, 1), vi(2, 0), ld(3, b"http")])),
+            ),
             ld(2, &entry("app", b"web")),
             ld(3, b""),
             ld(4, b"ClusterIP"),
@@ -1874,7 +1944,10 @@ mod tests {
             })
         );
         let raw = msg(&[ld(1, &named("builder")), vi(4, 0)]);
-        let sa = decode(served("", "serviceaccounts"), &envelope("v1", "ServiceAccount", &raw));
+        let sa = decode(
+            served("", "serviceaccounts"),
+            &envelope("v1", "ServiceAccount", &raw),
+        );
         assert_eq!(sa.unwrap()["automountServiceAccountToken"], json!(false));
     }
 
@@ -1914,7 +1987,13 @@ mod tests {
     #[test]
     fn pod_inlined_structs_quantities_and_lists() {
         let probe = msg(&[
-            ld(1, &ld(2, &msg(&[ld(1, b"/healthz"), ld(2, &msg(&[vi(1, 0), vi(2, 8080)]))]))),
+            ld(
+                1,
+                &ld(
+                    2,
+                    &msg(&[ld(1, b"/healthz"), ld(2, &msg(&[vi(1, 0), vi(2, 8080)]))]),
+                ),
+            ),
             vi(4, 10),
         ]);
         let container = msg(&[
@@ -1957,7 +2036,10 @@ mod tests {
 
     #[test]
     fn binding_and_delete_options_follow_the_envelope() {
-        let raw = msg(&[ld(1, &named("p")), ld(2, &msg(&[ld(1, b"Node"), ld(3, b"n1")]))]);
+        let raw = msg(&[
+            ld(1, &named("p")),
+            ld(2, &msg(&[ld(1, b"Node"), ld(3, b"n1")])),
+        ]);
         assert_eq!(
             decode(served("", "pods"), &envelope("v1", "Binding", &raw)).unwrap(),
             json!({
@@ -2036,7 +2118,11 @@ mod tests {
     fn hostile_nesting_is_an_error_not_a_crash() {
         // An unknown field opening a hundred thousand groups that never close.
         let groups = tag(100, START_GROUP).repeat(100_000);
-        let err = decode(served("", "namespaces"), &envelope("v1", "Namespace", &groups)).unwrap_err();
+        let err = decode(
+            served("", "namespaces"),
+            &envelope("v1", "Namespace", &groups),
+        )
+        .unwrap_err();
         assert!(err.message.ends_with("unexpected EOF"), "{}", err.message);
         let closed = [tag(100, START_GROUP), vi(1, 7), tag(100, END_GROUP)].concat();
         let raw = [closed, ld(1, &named("x"))].concat();

@@ -434,7 +434,7 @@ pub async fn create(
     }
     let dry = dry_run(q, "CreateOptions")?;
     let mode = FieldValidation::parse(q.get("fieldValidation"))?;
-    let body = http::body_as_json(content_type, body)?;
+    let body = http::body_as_json(content_type, body, resource)?;
     let decoded = registry::decode(resource, &body, mode)?;
     let obj = create_object(server, target, decoded.object, dry).await?;
     let include = IncludeObject::parse(q.get("includeObject")).map_err(ApiError::bad_request)?;
@@ -555,7 +555,7 @@ pub async fn update(
     let resource = target.resource;
     let dry = dry_run(q, "UpdateOptions")?;
     let mode = FieldValidation::parse(q.get("fieldValidation"))?;
-    let body = http::body_as_json(content_type, body)?;
+    let body = http::body_as_json(content_type, body, resource)?;
     let decoded = registry::decode(resource, &body, mode)?;
     let obj = decoded.object;
     let body_name = meta::name(&obj);
@@ -618,7 +618,18 @@ pub struct DeleteOptions {
 }
 
 impl DeleteOptions {
-    pub fn parse(q: &Query, body: &[u8]) -> Result<Self> {
+    /// Reads the query and an optional body (JSON, YAML or protobuf, as the client sent it).
+    pub fn parse(
+        q: &Query,
+        content_type: Option<&str>,
+        body: Bytes,
+        resource: &Resource,
+    ) -> Result<Self> {
+        let body = if body.iter().all(u8::is_ascii_whitespace) {
+            body
+        } else {
+            http::body_as_json(content_type, body, resource)?
+        };
         let mut opts = DeleteOptions {
             dry_run: dry_run(q, "DeleteOptions")?,
             ..Default::default()
@@ -630,7 +641,7 @@ impl DeleteOptions {
                 })?);
         }
         if !body.iter().all(u8::is_ascii_whitespace) {
-            let v: Value = serde_json::from_slice(body)
+            let v: Value = serde_json::from_slice(&body)
                 .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?;
             if let Some(g) = v.get("gracePeriodSeconds").and_then(Value::as_i64) {
                 opts.grace_period = Some(g);
@@ -808,10 +819,11 @@ pub async fn delete(
     server: &Arc<Server>,
     target: &Target,
     q: &Query,
+    content_type: Option<&str>,
     body: Bytes,
     wants: Wants,
 ) -> Result<Response> {
-    let opts = DeleteOptions::parse(q, &body)?;
+    let opts = DeleteOptions::parse(q, content_type, body, target.resource)?;
     let result = delete_object(server, target, &opts).await?;
     let resource = target.resource;
     let (obj, gone) = match result {
@@ -841,6 +853,7 @@ pub async fn delete_collection(
     server: &Arc<Server>,
     target: &Target,
     q: &Query,
+    content_type: Option<&str>,
     body: Bytes,
 ) -> Result<Response> {
     let resource = target.resource;
@@ -850,7 +863,7 @@ pub async fn delete_collection(
             resource.plural
         )));
     }
-    let opts = DeleteOptions::parse(q, &body)?;
+    let opts = DeleteOptions::parse(q, content_type, body, resource)?;
     let (labels, fields) = selectors(resource, q.get("labelSelector"), q.get("fieldSelector"))?;
     consistent(server).await?;
     let (all, _) = server.cache.list(&resource.prefix(target.ns()), None);
@@ -928,7 +941,13 @@ pub fn spawn_namespace_cleanup(server: Arc<Server>, namespace: String) {
 
 // ---------------------------------------------------------------- pods/binding
 
-pub async fn bind(server: &Server, target: &Target, body: Bytes) -> Result<Response> {
+pub async fn bind(
+    server: &Server,
+    target: &Target,
+    content_type: Option<&str>,
+    body: Bytes,
+) -> Result<Response> {
+    let body = http::body_as_json(content_type, body, target.resource)?;
     let binding: Value = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(format!(
             "Binding in version \"v1\" cannot be handled as a Binding: {e}"

@@ -346,15 +346,17 @@ async fn serve_resource(
         (&Method::GET, false, None) => rest::list(server, &target, &q, wants).await,
         (&Method::GET, true, None | Some("status")) => rest::get(server, &target, &q, wants).await,
         (&Method::POST, false, None) => rest::create(server, &target, &q, ct, body, wants).await,
-        (&Method::POST, true, Some("binding")) => rest::bind(server, &target, body).await,
+        (&Method::POST, true, Some("binding")) => rest::bind(server, &target, ct, body).await,
         (&Method::PUT, true, None | Some("status")) => {
             rest::update(server, &target, &q, ct, body, wants).await
         }
         (&Method::PATCH, true, None | Some("status")) => {
             rest::patch(server, &target, &q, ct, body, wants).await
         }
-        (&Method::DELETE, true, None) => rest::delete(server, &target, &q, body, wants).await,
-        (&Method::DELETE, false, None) => rest::delete_collection(server, &target, &q, body).await,
+        (&Method::DELETE, true, None) => rest::delete(server, &target, &q, ct, body, wants).await,
+        (&Method::DELETE, false, None) => {
+            rest::delete_collection(server, &target, &q, ct, body).await
+        }
         _ => Err(ApiError::method_not_allowed(
             "the server does not allow this method on the requested resource",
         )),

@@ -209,10 +209,8 @@ pub async fn watch(
                     (lines, live, last)
                 }
                 Err(oldest) => {
-                    let err = ApiError::gone(format!(
-                        "too old resource version: {from} ({})",
-                        oldest - 1
-                    ));
+                    let err =
+                        ApiError::gone(format!("too old resource version: {from} ({oldest})"));
                     let _ = tx.try_send(error_line(&err));
                     return Ok(stream_response(rx));
                 }

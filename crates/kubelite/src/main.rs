@@ -51,6 +51,9 @@ enum Command {
         /// Seconds between compactions of old store revisions.
         #[arg(long, default_value_t = 300, hide = true)]
         compaction_interval: u64,
+        /// Past events the watch cache keeps for resuming watches.
+        #[arg(long, default_value_t = apiserver::cache::DEFAULT_HISTORY, hide = true)]
+        watch_cache_size: usize,
     },
 }
 
@@ -81,6 +84,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             etcd_endpoints,
             disable_agent,
             compaction_interval,
+            watch_cache_size,
         } => {
             let started = std::time::Instant::now();
             std::fs::create_dir_all(&data_dir)
@@ -107,6 +111,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 data_dir: data_dir.clone(),
                 listen: https_listen,
                 compaction_interval: Duration::from_secs(compaction_interval.max(1)),
+                watch_cache_size,
             };
             let running = apiserver::Server::start(config, store)
                 .await

@@ -1,0 +1,308 @@
+//! API semantics beyond the tutorial's commands: dry run, status and binding subresources,
+//! finalizers, deletecollection, namespaces, and watch start points, timeouts and 410 Gone.
+
+mod common;
+
+use common::*;
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+const PODS: &str = "/api/v1/namespaces/default/pods";
+const CT: &str = "Content-Type: application/json";
+
+fn create_pod(c: &Cluster, name: &str, extra_meta: &str) {
+    let f = c.file(
+        &format!("{name}.json"),
+        &format!(r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{name}"{extra_meta}}},"spec":{{"containers":[{{"name":"c","image":"kuard:1"}}]}}}}"#),
+    );
+    let (code, body) = c.curl("POST", PODS, &[CT], Some(&f), false);
+    assert_eq!(code, 201, "{body}");
+}
+
+#[test]
+fn dry_run_stores_nothing() {
+    let c = Cluster::start();
+    c.file("pod.yaml", KUARD_POD);
+    let out = c.kubectl(&["create", "-f", "pod.yaml", "--dry-run=server", "-o", "json"]);
+    let v = json(out.ok());
+    assert_eq!(v["spec"]["restartPolicy"], "Always", "defaults are applied");
+    assert!(v["metadata"]["resourceVersion"].is_null());
+    let gone = c.kubectl(&["get", "pod", "kubernetes-up-and-running"]);
+    assert!(gone.err().contains("not found"));
+}
+
+#[test]
+fn binding_sets_the_node_once_and_status_is_separate() {
+    let c = Cluster::start();
+    create_pod(&c, "b", "");
+    let binding = c.file("binding.json", r#"{"apiVersion":"v1","kind":"Binding","metadata":{"name":"b"},"target":{"kind":"Node","name":"node-1"}}"#);
+    let (code, body) = c.curl(
+        "POST",
+        &format!("{PODS}/b/binding"),
+        &[CT],
+        Some(&binding),
+        false,
+    );
+    assert_eq!(code, 201, "{body}");
+    let (_, body) = c.curl("GET", &format!("{PODS}/b"), &[], None, false);
+    let pod = json(&body);
+    assert_eq!(pod["spec"]["nodeName"], "node-1");
+    assert_eq!(pod["status"]["conditions"][0]["type"], "PodScheduled");
+    let (code, body) = c.curl(
+        "POST",
+        &format!("{PODS}/b/binding"),
+        &[CT],
+        Some(&binding),
+        false,
+    );
+    assert_eq!(code, 409, "{body}");
+    assert!(json(&body)["message"]
+        .as_str()
+        .unwrap()
+        .contains("is already assigned to node \"node-1\""));
+    // A status write changes status only; a spec write cannot change status.
+    let status = c.file(
+        "status.json",
+        r#"{"status":{"phase":"Running","podIP":"10.42.0.9"},"spec":{"nodeName":"elsewhere"}}"#,
+    );
+    let (code, body) = c.curl(
+        "PATCH",
+        &format!("{PODS}/b/status"),
+        &["Content-Type: application/merge-patch+json"],
+        Some(&status),
+        false,
+    );
+    assert_eq!(code, 200, "{body}");
+    let pod = json(&body);
+    assert_eq!(
+        (
+            pod["status"]["phase"].as_str(),
+            pod["spec"]["nodeName"].as_str()
+        ),
+        (Some("Running"), Some("node-1"))
+    );
+    let wide = c.kubectl(&["get", "pod", "b", "-o", "wide", "--no-headers"]);
+    let cells: Vec<&str> = wide.ok().split_whitespace().collect();
+    assert_eq!(
+        (cells[2], cells[5], cells[6]),
+        ("Running", "10.42.0.9", "node-1")
+    );
+    let (_, body) = c.curl(
+        "PATCH",
+        &format!("{PODS}/b"),
+        &["Content-Type: application/merge-patch+json"],
+        Some(&c.file("s2.json", r#"{"status":{"phase":"Failed"}}"#)),
+        false,
+    );
+    assert_eq!(
+        json(&body)["status"]["phase"],
+        "Running",
+        "status is ignored on the main resource"
+    );
+    // A bound pod is deleted gracefully: it stays, Terminating, until its node finishes it.
+    let out = c.kubectl(&["delete", "pod", "b", "--wait=false"]);
+    out.ok();
+    let row = c.kubectl(&["get", "pod", "b", "--no-headers"]);
+    assert!(row.ok().contains("Terminating"), "{}", row.stdout);
+    let (_, body) = c.curl("GET", &format!("{PODS}/b"), &[], None, false);
+    assert_eq!(json(&body)["metadata"]["deletionGracePeriodSeconds"], 30);
+    let (code, _) = c.curl(
+        "DELETE",
+        &format!("{PODS}/b?gracePeriodSeconds=0"),
+        &[],
+        None,
+        false,
+    );
+    assert_eq!(code, 200);
+    let (code, _) = c.curl("GET", &format!("{PODS}/b"), &[], None, false);
+    assert_eq!(code, 404);
+}
+
+#[test]
+fn finalizers_hold_deletion_until_removed() {
+    let c = Cluster::start();
+    create_pod(&c, "f", r#","finalizers":["example.com/hold"]"#);
+    let (code, body) = c.curl("DELETE", &format!("{PODS}/f"), &[], None, false);
+    assert_eq!(code, 200, "{body}");
+    assert!(json(&body)["metadata"]["deletionTimestamp"].is_string());
+    let (code, _) = c.curl("GET", &format!("{PODS}/f"), &[], None, false);
+    assert_eq!(code, 200, "a finalizer keeps the object");
+    let patch = c.file("unfinalize.json", r#"{"metadata":{"finalizers":null}}"#);
+    let (code, body) = c.curl(
+        "PATCH",
+        &format!("{PODS}/f"),
+        &["Content-Type: application/merge-patch+json"],
+        Some(&patch),
+        false,
+    );
+    assert_eq!(code, 200, "{body}");
+    let (code, _) = c.curl("GET", &format!("{PODS}/f"), &[], None, false);
+    assert_eq!(
+        code, 404,
+        "removing the last finalizer completes the deletion"
+    );
+}
+
+#[test]
+fn deletecollection_and_namespaces() {
+    let c = Cluster::start();
+    c.kubectl(&["create", "namespace", "hands-on"]).ok();
+    for name in ["a", "b", "c"] {
+        let f = c.file(&format!("{name}.json"), &format!(r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{name}","labels":{{"keep":"{}"}}}},"spec":{{"containers":[{{"name":"c","image":"kuard:1"}}]}}}}"#, name == "c"));
+        let (code, body) = c.curl(
+            "POST",
+            "/api/v1/namespaces/hands-on/pods",
+            &[CT],
+            Some(&f),
+            false,
+        );
+        assert_eq!(code, 201, "{body}");
+    }
+    let (code, body) = c.curl(
+        "DELETE",
+        "/api/v1/namespaces/hands-on/pods?labelSelector=keep%3Dfalse",
+        &[],
+        None,
+        false,
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(json(&body)["items"].as_array().unwrap().len(), 2);
+    let left = c.kubectl(&["get", "pods", "-n", "hands-on", "-o", "name"]);
+    assert_eq!(left.ok().trim(), "pod/c");
+    // Deleting the namespace deletes what is in it, then the namespace.
+    c.kubectl(&["delete", "namespace", "hands-on"]).ok();
+    let gone = eventually(10, || {
+        let out = c.kubectl(&["get", "namespace", "hands-on"]);
+        (out.code != 0).then_some(out.stderr)
+    });
+    assert!(gone.expect("the namespace goes away").contains("not found"));
+    let err = c
+        .kubectl(&["delete", "namespace", "default"])
+        .err()
+        .to_string();
+    assert!(
+        err.contains("forbidden: this namespace may not be deleted"),
+        "{err}"
+    );
+}
+
+#[test]
+fn watch_start_points_timeouts_and_gone() {
+    // A tiny watch-cache history so that an old revision is really gone.
+    let c = Cluster::start_with(&["--watch-cache-size", "3"]);
+    create_pod(&c, "w1", "");
+    let (_, body) = c.curl("GET", PODS, &[], None, false);
+    let list_rv: i64 = json(&body)["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    create_pod(&c, "w2", "");
+    // From "0": synthetic ADDED for what exists; the stream ends at timeoutSeconds.
+    let started = std::time::Instant::now();
+    let (code, body) = c.curl(
+        "GET",
+        &format!("{PODS}?watch=true&resourceVersion=0&timeoutSeconds=1"),
+        &[],
+        None,
+        false,
+    );
+    assert_eq!(code, 200);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+    let events: Vec<serde_json::Value> = body.lines().map(json).collect();
+    assert_eq!(events.len(), 2, "{body}");
+    assert!(events.iter().all(|e| e["type"] == "ADDED"));
+    // From the list's revision: only what came after.
+    let (_, body) = c.curl(
+        "GET",
+        &format!("{PODS}?watch=1&resourceVersion={list_rv}&timeoutSeconds=1"),
+        &[],
+        None,
+        false,
+    );
+    let events: Vec<serde_json::Value> = body.lines().map(json).collect();
+    assert_eq!(events.len(), 1, "{body}");
+    assert_eq!(events[0]["object"]["metadata"]["name"], "w2");
+    // Selectors apply to the initial events too.
+    let (_, body) = c.curl(
+        "GET",
+        &format!(
+            "{PODS}?watch=true&resourceVersion=0&timeoutSeconds=1&fieldSelector=metadata.name%3Dw1"
+        ),
+        &[],
+        None,
+        false,
+    );
+    assert_eq!(body.lines().count(), 1, "{body}");
+    // A revision older than the cache's history is 410 Gone, inside the stream.
+    let (code, body) = c.curl(
+        "GET",
+        &format!("{PODS}?watch=true&resourceVersion=1&timeoutSeconds=1"),
+        &[],
+        None,
+        false,
+    );
+    assert_eq!(code, 200);
+    let ev = json(body.lines().next().expect("an ERROR event"));
+    assert_eq!(ev["type"], "ERROR");
+    assert_eq!(ev["object"]["code"], 410);
+    assert_eq!(ev["object"]["reason"], "Expired");
+    assert!(ev["object"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("too old resource version: 1 ("));
+}
+
+#[test]
+fn generator_commands_that_send_protobuf_work() {
+    let c = Cluster::start();
+    for minor in [32, 33] {
+        let k = kubectl_version(minor);
+        let ns = format!("gen-{minor}");
+        assert_eq!(
+            c.kubectl_with(&k, &["create", "namespace", &ns])
+                .ok()
+                .trim(),
+            format!("namespace/{ns} created")
+        );
+        c.kubectl_with(
+            &k,
+            &[
+                "create",
+                "configmap",
+                "settings",
+                "-n",
+                &ns,
+                "--from-literal=mode=offline",
+            ],
+        )
+        .ok();
+        c.kubectl_with(&k, &["create", "serviceaccount", "builder", "-n", &ns])
+            .ok();
+        let cm = c.kubectl_with(
+            &k,
+            &[
+                "get",
+                "configmap",
+                "settings",
+                "-n",
+                &ns,
+                "-o",
+                "jsonpath={.data.mode}",
+            ],
+        );
+        assert_eq!(cm.ok(), "offline");
+        let sa = c.kubectl_with(
+            &k,
+            &["get", "serviceaccount", "builder", "-n", &ns, "-o", "name"],
+        );
+        assert_eq!(sa.ok().trim(), "serviceaccount/builder");
+        let phase = c.kubectl_with(
+            &k,
+            &["get", "namespace", &ns, "-o", "jsonpath={.status.phase}"],
+        );
+        assert_eq!(phase.ok(), "Active");
+    }
+}
