@@ -238,15 +238,33 @@ impl EtcdServer {
             _dir: dir,
             endpoint,
         };
+        // Listening is not serving: wait until etcd has elected itself leader and says it is healthy.
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", client)).is_err() {
+        while !healthy(client) {
             if Instant::now() > deadline {
-                return Err(std::io::Error::other("etcd did not start listening"));
+                return Err(std::io::Error::other("etcd did not become healthy"));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         Ok(server)
     }
+}
+
+/// etcd's `/health` endpoint answers `"health":"true"` once it can serve writes.
+fn healthy(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+    let request =
+        format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    if conn.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut response = String::new();
+    let _ = conn.read_to_string(&mut response);
+    response.contains("\"health\":\"true\"")
 }
 
 fn which_etcd() -> Option<PathBuf> {

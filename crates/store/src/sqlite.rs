@@ -69,7 +69,7 @@ impl ReaderPool {
             let pooled = pool.conns.lock().map_err(|_| StoreError::Closed)?.pop();
             let conn = match pooled {
                 Some(c) => c,
-                None => open(&pool.path)?,
+                None => open(&pool.path, READER_CACHE_KIB)?,
             };
             let out = f(&conn);
             if let Ok(mut conns) = pool.conns.lock() {
@@ -84,21 +84,26 @@ impl ReaderPool {
     }
 }
 
-fn open(path: &Path) -> Result<Connection> {
+/// Page-cache sizes in KiB: the writer touches every page it changes; readers only serve the
+/// occasional read-modify-write, as lists and watches come from the API server's cache.
+const WRITER_CACHE_KIB: i64 = 8 * 1024;
+const READER_CACHE_KIB: i64 = 1024;
+
+fn open(path: &Path, cache_kib: i64) -> Result<Connection> {
     let conn = Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // NORMAL in WAL mode survives a killed process (the WAL is in the OS page cache);
     // only a power loss could drop the last transactions.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "busy_timeout", 5000)?;
-    conn.pragma_update(None, "cache_size", -16000)?;
+    conn.pragma_update(None, "cache_size", -cache_kib)?;
     Ok(conn)
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
-        let conn = open(path)?;
+        let conn = open(path, WRITER_CACHE_KIB)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS kv (
                 key TEXT PRIMARY KEY, value BLOB NOT NULL,
@@ -111,7 +116,7 @@ impl SqliteStore {
         )?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
-            readers.push(open(path)?);
+            readers.push(open(path, READER_CACHE_KIB)?);
         }
         let (fanout, _) = broadcast::channel(FANOUT_CAPACITY);
         let (writer, ops) = std::sync::mpsc::channel();
