@@ -11,6 +11,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
+use sha2::Digest;
 
 use crate::Error;
 
@@ -196,11 +197,18 @@ impl Pki {
         };
 
         let token_path = p("node-token");
-        let node_token = if token_path.exists() {
+        let ca_hash = hex::encode(sha2::Sha256::digest(ca.cert_pem.as_bytes()));
+        let existing = if token_path.exists() {
             read(&token_path)?.trim().to_string()
         } else {
-            let bytes: [u8; 24] = rand::random();
-            let token = format!("K10{}", hex::encode(bytes));
+            String::new()
+        };
+        let node_token = if existing.starts_with(&format!("K10{ca_hash}::node:")) {
+            existing
+        } else {
+            // k3s-style: the CA's hash lets a joining agent check the server before trusting it.
+            let secret: [u8; 16] = rand::random();
+            let token = format!("K10{ca_hash}::node:{}", hex::encode(secret));
             write_private(&token_path, &format!("{token}\n"))?;
             token
         };

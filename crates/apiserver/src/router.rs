@@ -121,6 +121,8 @@ async fn route(server: &Arc<Server>, req: Request) -> (Response, String, String)
     let plain = |r: Response| (r, "GET".to_string(), String::new());
     match segments.as_slice() {
         ["version"] => return plain(h::json(200, &version())),
+        // The CA, unauthenticated, for agents that check it against their join token's hash.
+        ["cacerts"] => return plain(h::text(200, server.pki.ca.cert_pem.clone())),
         [kind @ ("healthz" | "livez" | "readyz"), ..] => return plain(health(kind, &q)),
         ["metrics"] => {
             let mut counts: BTreeMap<String, usize> = BTreeMap::new();

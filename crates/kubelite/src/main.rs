@@ -59,6 +59,27 @@ enum Command {
         /// Past events the watch cache keeps for resuming watches.
         #[arg(long, default_value_t = apiserver::cache::DEFAULT_HISTORY, hide = true)]
         watch_cache_size: usize,
+        /// The name of this machine's node (default: the hostname).
+        #[arg(long)]
+        node_name: Option<String>,
+        /// Seconds a node's lease may go unrenewed before it is marked not ready.
+        #[arg(long, default_value_t = 40, hide = true)]
+        node_monitor_grace_period: u64,
+    },
+    /// Run a node agent that joins a cluster.
+    Agent {
+        /// The API server, `https://host:port`.
+        #[arg(long)]
+        server: String,
+        /// The join token (the server writes it to <data-dir>/server/tls/node-token).
+        #[arg(long, env = "KUBELITE_TOKEN")]
+        token: String,
+        /// The name of this node (default: the hostname).
+        #[arg(long)]
+        node_name: Option<String>,
+        /// Where the agent keeps its state.
+        #[arg(long, default_value = "/var/lib/kubelite")]
+        data_dir: PathBuf,
     },
 }
 
@@ -90,6 +111,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             disable_agent,
             compaction_interval,
             watch_cache_size,
+            node_name,
+            node_monitor_grace_period,
         } => {
             let started = std::time::Instant::now();
             std::fs::create_dir_all(&data_dir)
@@ -133,8 +156,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             std::fs::write(&write_kubeconfig, running.server.pki.admin_kubeconfig(&url))
                 .with_context(|| format!("writing {}", write_kubeconfig.display()))?;
+            // The control-plane components and the local agent are API clients like any other.
+            let client = admin_client(&write_kubeconfig).await?;
+            tokio::spawn(scheduler::run(client.clone()));
+            let lifecycle = controllers::node_lifecycle::Config {
+                grace_period: Duration::from_secs(node_monitor_grace_period),
+                ..Default::default()
+            };
+            tokio::spawn(controllers::node_lifecycle::run(client.clone(), lifecycle));
             if !disable_agent {
-                tracing::warn!("this build has no node agent yet: pods are stored and scheduled by nobody; pass --disable-agent to silence this");
+                let config = node::Config {
+                    node_name: node_name.unwrap_or_else(hostname),
+                    lease_interval: Duration::from_secs(10),
+                };
+                tokio::spawn(async move {
+                    if let Err(err) = node::run(client, config).await {
+                        tracing::error!(%err, "the node agent stopped");
+                    }
+                });
             }
             tracing::info!(
                 %url,
@@ -150,7 +189,46 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Agent {
+            server,
+            token,
+            node_name,
+            data_dir,
+        } => {
+            std::fs::create_dir_all(&data_dir)
+                .with_context(|| format!("creating {}", data_dir.display()))?;
+            let client = node::join::client(&server, &token)
+                .await
+                .context("joining the cluster")?;
+            let config = node::Config {
+                node_name: node_name.unwrap_or_else(hostname),
+                lease_interval: Duration::from_secs(10),
+            };
+            tracing::info!(%server, node = %config.node_name, "node agent starting");
+            tokio::select! {
+                res = node::run(client, config) => res.context("node agent"),
+                _ = shutdown_signal() => Ok(()),
+            }
+        }
     }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_lowercase())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// A client of our own API server with the admin credentials just written.
+async fn admin_client(kubeconfig: &std::path::Path) -> anyhow::Result<kube::Client> {
+    let kc =
+        kube::config::Kubeconfig::read_from(kubeconfig).context("reading the admin kubeconfig")?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .context("admin client config")?;
+    kube::Client::try_from(config).context("admin client")
 }
 
 async fn shutdown_signal() {

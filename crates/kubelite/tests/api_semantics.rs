@@ -190,8 +190,8 @@ fn deletecollection_and_namespaces() {
 
 #[test]
 fn watch_start_points_timeouts_and_gone() {
-    // A tiny watch-cache history so that an old revision is really gone.
-    let c = Cluster::start_with(&["--watch-cache-size", "3"]);
+    // A small watch-cache history so that an old revision is really gone after some writes.
+    let c = Cluster::start_with(&["--watch-cache-size", "30"]);
     create_pod(&c, "w1", "");
     let (_, body) = c.curl("GET", PODS, &[], None, false);
     let list_rv: i64 = json(&body)["metadata"]["resourceVersion"]
@@ -211,9 +211,14 @@ fn watch_start_points_timeouts_and_gone() {
     );
     assert_eq!(code, 200);
     assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+    // (The scheduler may write status meanwhile: count the synthetic ADDED events.)
     let events: Vec<serde_json::Value> = body.lines().map(json).collect();
-    assert_eq!(events.len(), 2, "{body}");
-    assert!(events.iter().all(|e| e["type"] == "ADDED"));
+    let added: Vec<&serde_json::Value> = events.iter().filter(|e| e["type"] == "ADDED").collect();
+    assert_eq!(added.len(), 2, "{body}");
+    assert_eq!(
+        events[0]["type"], "ADDED",
+        "synthetic events come first: {body}"
+    );
     // From the list's revision: only what came after.
     let (_, body) = c.curl(
         "GET",
@@ -223,8 +228,12 @@ fn watch_start_points_timeouts_and_gone() {
         false,
     );
     let events: Vec<serde_json::Value> = body.lines().map(json).collect();
-    assert_eq!(events.len(), 1, "{body}");
-    assert_eq!(events[0]["object"]["metadata"]["name"], "w2");
+    let added: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "ADDED")
+        .filter_map(|e| e["object"]["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(added, ["w2"], "{body}");
     // Selectors apply to the initial events too.
     let (_, body) = c.curl(
         "GET",
@@ -235,8 +244,27 @@ fn watch_start_points_timeouts_and_gone() {
         None,
         false,
     );
-    assert_eq!(body.lines().count(), 1, "{body}");
+    let names: std::collections::BTreeSet<String> = body
+        .lines()
+        .map(json)
+        .filter_map(|e| e["object"]["metadata"]["name"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(names.into_iter().collect::<Vec<_>>(), ["w1"], "{body}");
     // A revision older than the cache's history is 410 Gone, inside the stream.
+    for i in 0..40 {
+        let label = c.file(
+            "label.json",
+            &format!(r#"{{"metadata":{{"labels":{{"n":"{i}"}}}}}}"#),
+        );
+        let (code, _) = c.curl(
+            "PATCH",
+            &format!("{PODS}/w1"),
+            &["Content-Type: application/merge-patch+json"],
+            Some(&label),
+            false,
+        );
+        assert_eq!(code, 200);
+    }
     let (code, body) = c.curl(
         "GET",
         &format!("{PODS}?watch=true&resourceVersion=1&timeoutSeconds=1"),

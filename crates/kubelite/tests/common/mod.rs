@@ -79,8 +79,17 @@ impl Cluster {
         Self::start_with(&[])
     }
 
-    /// Starts a server with extra `kubelite server` arguments.
+    /// Starts a server with its in-process node agent.
+    pub fn start_with_agent(extra: &[&str]) -> Self {
+        Self::launch(extra, true)
+    }
+
+    /// Starts a server (without a node agent) with extra `kubelite server` arguments.
     pub fn start_with(extra: &[&str]) -> Self {
+        Self::launch(extra, false)
+    }
+
+    fn launch(extra: &[&str], agent: bool) -> Self {
         assert!(
             Path::new(KUBECTL).exists(),
             "kubectl is not installed at {KUBECTL}"
@@ -93,6 +102,9 @@ impl Cluster {
             dir,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
         };
+        if !agent {
+            c.extra_args.push("--disable-agent".into());
+        }
         c.spawn();
         c
     }
@@ -116,7 +128,6 @@ impl Cluster {
             .arg(format!("127.0.0.1:{}", self.port))
             .arg("--write-kubeconfig")
             .arg(&self.kubeconfig)
-            .arg("--disable-agent")
             .args(&self.extra_args)
             .stdout(Stdio::null())
             .stderr(log)

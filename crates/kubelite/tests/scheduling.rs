@@ -1,0 +1,201 @@
+//! The scheduler, the node agent and the node lifecycle controller, through the real binary: the
+//! in-process agent registers a Ready node and pods are bound to it; an agent joins with the
+//! token; a node whose agent stops goes NotReady and pods stop landing there.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::*;
+
+fn events_for(c: &Cluster, pod: &str) -> String {
+    let out = c.kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        &format!("involvedObject.name={pod}"),
+    ]);
+    out.ok().to_string()
+}
+
+#[test]
+fn the_local_agent_registers_a_node_and_pods_get_scheduled() {
+    let c = Cluster::start_with_agent(&[]);
+    let node = eventually(20, || {
+        let out = c.kubectl(&["get", "nodes", "--no-headers"]);
+        let line = out.stdout.lines().next()?.to_string();
+        line.contains(" Ready ").then_some(line)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the node never became Ready:\n{}\n{}",
+            c.kubectl(&["get", "nodes"]).stdout,
+            c.log()
+        )
+    });
+    let name = node.split_whitespace().next().unwrap().to_string();
+    let json = c.kubectl(&["get", "node", &name, "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_str(json.ok()).unwrap();
+    let cpus: usize = v["status"]["capacity"]["cpu"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        cpus,
+        std::thread::available_parallelism().unwrap().get(),
+        "capacity is the host's"
+    );
+    assert_eq!(v["status"]["capacity"]["pods"], "110");
+    assert!(v["status"]["nodeInfo"]["kernelVersion"]
+        .as_str()
+        .is_some_and(|k| !k.is_empty()));
+    let lease = c.kubectl(&[
+        "get",
+        "lease",
+        &name,
+        "-n",
+        "kube-node-lease",
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ]);
+    assert_eq!(lease.ok(), name);
+
+    c.file("pod.yaml", KUARD_POD);
+    c.kubectl(&["create", "-f", "pod.yaml"]).ok();
+    let bound = eventually(20, || {
+        let out = c.kubectl(&[
+            "get",
+            "pod",
+            "kubernetes-up-and-running",
+            "-o",
+            "jsonpath={.spec.nodeName}",
+        ]);
+        (out.stdout == name).then_some(())
+    });
+    assert!(bound.is_some(), "the pod is bound to the node");
+    let events = eventually(10, || {
+        let e = events_for(&c, "kubernetes-up-and-running");
+        e.contains("Scheduled").then_some(e)
+    })
+    .expect("a Scheduled event");
+    assert!(
+        events.contains(&format!(
+            "Successfully assigned default/kubernetes-up-and-running to {name}"
+        )),
+        "{events}"
+    );
+    // A bound pod is deleted gracefully and the agent finishes the deletion.
+    c.kubectl(&[
+        "delete",
+        "pod",
+        "kubernetes-up-and-running",
+        "--timeout=30s",
+    ])
+    .ok();
+}
+
+#[test]
+fn an_agent_joins_with_the_token_and_a_silent_node_goes_not_ready() {
+    let c = Cluster::start_with(&["--node-monitor-grace-period", "2"]);
+    // Without nodes the scheduler says so.
+    c.file("pod.yaml", KUARD_POD);
+    c.kubectl(&["create", "-f", "pod.yaml"]).ok();
+    let waiting = eventually(10, || {
+        let e = events_for(&c, "kubernetes-up-and-running");
+        e.contains("no nodes available to schedule pods")
+            .then_some(e)
+    });
+    assert!(waiting.is_some(), "FailedScheduling without nodes");
+    let condition = c.kubectl(&[
+        "get",
+        "pod",
+        "kubernetes-up-and-running",
+        "-o",
+        "jsonpath={.status.conditions[0].reason}",
+    ]);
+    assert_eq!(condition.ok(), "Unschedulable");
+
+    let token = std::fs::read_to_string(c.data_dir().join("server/tls/node-token")).unwrap();
+    // A wrong token is refused before anything is sent with it.
+    let bad = Command::new(env!("CARGO_BIN_EXE_kubelite"))
+        .args([
+            "agent",
+            "--server",
+            &c.url(),
+            "--node-name",
+            "n-bad",
+            "--token",
+        ])
+        .arg(format!("K10{}::node:x", "0".repeat(64)))
+        .arg("--data-dir")
+        .arg(c.dir.path().join("bad-agent"))
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("does not match the token"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_kubelite"))
+        .args([
+            "agent",
+            "--server",
+            &c.url(),
+            "--node-name",
+            "joined-1",
+            "--token",
+            token.trim(),
+        ])
+        .arg("--data-dir")
+        .arg(c.dir.path().join("agent"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready = eventually(20, || {
+        let out = c.kubectl(&["get", "node", "joined-1", "--no-headers"]);
+        out.stdout.contains(" Ready ").then_some(())
+    });
+    // The waiting pod lands on the new node.
+    let bound = eventually(20, || {
+        let out = c.kubectl(&[
+            "get",
+            "pod",
+            "kubernetes-up-and-running",
+            "-o",
+            "jsonpath={.spec.nodeName}",
+        ]);
+        (out.stdout == "joined-1").then_some(())
+    });
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert!(ready.is_some(), "the joined node becomes Ready");
+    assert!(
+        bound.is_some(),
+        "the pending pod is scheduled once a node exists"
+    );
+    // Silent for longer than the grace period: NotReady, tainted, and no longer schedulable.
+    let not_ready = eventually(30, || {
+        let out = c.kubectl(&["get", "node", "joined-1", "--no-headers"]);
+        out.stdout.contains("NotReady").then_some(())
+    });
+    assert!(
+        not_ready.is_some(),
+        "{}",
+        c.kubectl(&["get", "node", "joined-1", "-o", "yaml"]).stdout
+    );
+    c.file(
+        "second.yaml",
+        &KUARD_POD.replace("kubernetes-up-and-running", "second"),
+    );
+    c.kubectl(&["create", "-f", "second.yaml"]).ok();
+    let msg = eventually(15, || {
+        let e = events_for(&c, "second");
+        e.contains("FailedScheduling").then_some(e)
+    })
+    .expect("FailedScheduling for a pod with no ready node");
+    assert!(msg.contains("0/1 nodes are available: 1 node(s) had untolerated taint {node.kubernetes.io/unreachable: }."), "{msg}");
+}

@@ -1,0 +1,227 @@
+//! The node agent (the kubelet's job): registers this machine as a Node with its real capacity,
+//! renews the node's Lease every few seconds, and watches only the pods bound to it.
+//!
+//! Start at [`run`]. [`host`] reads what the machine is (CPUs, memory, kernel, addresses).
+//!
+//! **Boundary:** the agent is an ordinary API client (kube-rs); it could run on another machine
+//! unchanged, and it never touches storage.
+
+pub mod host;
+pub mod join;
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::ResourceExt;
+use serde_json::json;
+
+/// The version this agent reports as its kubelet version.
+pub const KUBELET_VERSION: &str = "v1.33.0+kubelite";
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub node_name: String,
+    /// How often the lease is renewed (Kubernetes: 10 s).
+    pub lease_interval: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("registering node {node}: {source}")]
+    Register {
+        node: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+fn node_object(name: &str, host: &host::Host) -> serde_json::Value {
+    let now = Time(Timestamp::now());
+    let condition = |type_: &str, status: &str, reason: &str, message: &str| {
+        json!({"type": type_, "status": status, "reason": reason, "message": message,
+               "lastHeartbeatTime": now, "lastTransitionTime": now})
+    };
+    let mut addresses = vec![json!({"type": "Hostname", "address": host.hostname})];
+    if let Some(ip) = &host.internal_ip {
+        addresses.insert(0, json!({"type": "InternalIP", "address": ip}));
+    }
+    let capacity = json!({
+        "cpu": host.cpus.to_string(),
+        "memory": format!("{}Ki", host.memory_kib),
+        "pods": "110",
+        "ephemeral-storage": format!("{}Ki", host.ephemeral_storage_kib),
+    });
+    json!({
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": host.arch,
+                "beta.kubernetes.io/os": "linux",
+                "beta.kubernetes.io/arch": host.arch,
+            },
+        },
+        "status": {
+            "capacity": capacity,
+            "allocatable": capacity,
+            "addresses": addresses,
+            "conditions": [
+                condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+                condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+                condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+                condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+            ],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "nodeInfo": {
+                "machineID": host.machine_id,
+                "systemUUID": host.machine_id,
+                "bootID": host.boot_id,
+                "kernelVersion": host.kernel_version,
+                "osImage": host.os_image,
+                "containerRuntimeVersion": host.runtime_version,
+                "kubeletVersion": KUBELET_VERSION,
+                "kubeProxyVersion": "",
+                "operatingSystem": "linux",
+                "architecture": host.arch,
+            },
+        },
+    })
+}
+
+/// Creates the Node (or refreshes its status if it exists) with the host's real figures.
+pub async fn register(client: &kube::Client, config: &Config) -> Result<(), Error> {
+    let host = host::Host::read();
+    let api: Api<Node> = Api::all(client.clone());
+    let object = node_object(&config.node_name, &host);
+    let err = |source| Error::Register {
+        node: config.node_name.clone(),
+        source,
+    };
+    let node: Node =
+        serde_json::from_value(object.clone()).map_err(|e| err(kube::Error::SerdeError(e)))?;
+    match api.create(&PostParams::default(), &node).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            let labels = json!({"metadata": {"labels": object["metadata"]["labels"]}});
+            api.patch(
+                &config.node_name,
+                &PatchParams::default(),
+                &Patch::Merge(&labels),
+            )
+            .await
+            .map_err(err)?;
+        }
+        Err(e) => return Err(err(e)),
+    }
+    // Status is a subresource: the create above ignored it.
+    let status = json!({"status": object["status"]});
+    api.patch_status(
+        &config.node_name,
+        &PatchParams::default(),
+        &Patch::Merge(&status),
+    )
+    .await
+    .map_err(err)?;
+    tracing::info!(node = %config.node_name, cpus = host.cpus, memory_kib = host.memory_kib, "node registered");
+    Ok(())
+}
+
+/// Renews the node's lease in `kube-node-lease` every `interval`, forever.
+pub async fn heartbeat(client: kube::Client, config: Config) {
+    let api: Api<Lease> = Api::namespaced(client, "kube-node-lease");
+    let name = config.node_name.clone();
+    loop {
+        let now = MicroTime(Timestamp::now());
+        let patch = json!({
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": name},
+            "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": now},
+        });
+        let result = match api
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Err(kube::Error::Api(status)) if status.code == 404 => {
+                let lease: Result<Lease, _> = serde_json::from_value(patch.clone());
+                match lease {
+                    Ok(lease) => api.create(&PostParams::default(), &lease).await.map(|_| ()),
+                    Err(e) => Err(kube::Error::SerdeError(e)),
+                }
+            }
+            other => other.map(|_| ()),
+        };
+        if let Err(err) = result {
+            tracing::warn!(%err, node = %name, "renewing the node lease failed");
+        }
+        tokio::time::sleep(config.lease_interval).await;
+    }
+}
+
+/// Watches the pods bound to this node. Pods being deleted are finished here: once nothing of
+/// theirs runs on the node, the agent removes them with a zero grace period, as the kubelet does.
+pub async fn run_pods(client: kube::Client, config: Config) {
+    let pods: Api<Pod> = Api::all(client.clone());
+    let selector = format!("spec.nodeName={}", config.node_name);
+    let stream = watcher(pods, watcher::Config::default().fields(&selector))
+        .default_backoff()
+        .applied_objects();
+    futures::pin_mut!(stream);
+    while let Some(item) = stream.next().await {
+        let pod = match item {
+            Ok(p) => p,
+            Err(err) => {
+                tracing::debug!(%err, "pod watch");
+                continue;
+            }
+        };
+        if pod.metadata.deletion_timestamp.is_some() {
+            finish_deletion(&client, &pod).await;
+        }
+    }
+}
+
+async fn finish_deletion(client: &kube::Client, pod: &Pod) {
+    let ns = pod.namespace().unwrap_or_default();
+    let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let params = DeleteParams {
+        grace_period_seconds: Some(0),
+        preconditions: Some(Preconditions {
+            uid: pod.uid(),
+            resource_version: None,
+        }),
+        ..Default::default()
+    };
+    match api.delete(&pod.name_any(), &params).await {
+        Ok(_) => tracing::info!(pod = %format!("{ns}/{}", pod.name_any()), "pod deleted"),
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+        Err(err) => tracing::warn!(%err, "finishing a pod's deletion failed"),
+    }
+}
+
+/// Registers the node, then heartbeats and follows its pods until the process ends.
+pub async fn run(client: kube::Client, config: Config) -> Result<(), Error> {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match register(&client, &config).await {
+            Ok(()) => break,
+            Err(err) => {
+                tracing::warn!(%err, "node registration failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+    tokio::spawn(heartbeat(client.clone(), config.clone()));
+    run_pods(client, config).await;
+    Ok(())
+}
