@@ -31,6 +31,44 @@ enum Datastore {
     Etcd,
 }
 
+/// How this node's pods are networked and run.
+#[derive(clap::Args, Clone, Debug)]
+struct PodNetwork {
+    /// The pod subnet of this node.
+    #[arg(long, default_value = "10.42.0.0/24")]
+    pod_cidr: String,
+    /// The Linux bridge pods attach to.
+    #[arg(long, default_value = "kubelite0")]
+    pod_bridge: String,
+    /// The OCI runtime binary (crun; runc is used when crun is missing).
+    #[arg(long, default_value = "crun")]
+    oci_runtime: String,
+}
+
+impl PodNetwork {
+    fn node_config(
+        &self,
+        node_name: String,
+        data_dir: &std::path::Path,
+    ) -> anyhow::Result<node::Config> {
+        let state_dir = data_dir.join("agent");
+        let exe = std::env::current_exe().context("finding this binary for the pause process")?;
+        Ok(node::Config {
+            node_name,
+            lease_interval: Duration::from_secs(10),
+            network: runtime::sandbox::NetworkConfig {
+                bridge: self.pod_bridge.clone(),
+                subnet: self.pod_cidr.clone(),
+                cni_bin_dir: PathBuf::from("/usr/lib/cni"),
+                ipam_dir: state_dir.join("cni"),
+            },
+            pause: vec![exe.display().to_string(), "pause".into()],
+            oci_runtime: self.oci_runtime.clone(),
+            state_dir,
+        })
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the control plane: API server on the chosen datastore.
@@ -62,6 +100,8 @@ enum Command {
         /// The name of this machine's node (default: the hostname).
         #[arg(long)]
         node_name: Option<String>,
+        #[command(flatten)]
+        pods: PodNetwork,
         /// Seconds a node's lease may go unrenewed before it is marked not ready.
         #[arg(long, default_value_t = 40, hide = true)]
         node_monitor_grace_period: u64,
@@ -80,11 +120,32 @@ enum Command {
         /// Where the agent keeps its state.
         #[arg(long, default_value = "/var/lib/kubelite")]
         data_dir: PathBuf,
+        #[command(flatten)]
+        pods: PodNetwork,
+    },
+    /// A pod's pause process (started by the node agent).
+    #[command(hide = true)]
+    Pause {
+        #[arg(long)]
+        hostname: String,
+        #[arg(long)]
+        netns: PathBuf,
+        #[arg(long)]
+        pidfile: PathBuf,
     },
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // The pause process must fork before any thread exists: handle it before logging and tokio.
+    if let Command::Pause {
+        hostname,
+        netns,
+        pidfile,
+    } = &cli.command
+    {
+        return runtime::sandbox::pause_main(hostname, netns, pidfile).map_err(anyhow::Error::msg);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KUBELITE_LOG")
@@ -113,6 +174,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             watch_cache_size,
             node_name,
             node_monitor_grace_period,
+            pods,
         } => {
             let started = std::time::Instant::now();
             std::fs::create_dir_all(&data_dir)
@@ -165,10 +227,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             tokio::spawn(controllers::node_lifecycle::run(client.clone(), lifecycle));
             if !disable_agent {
-                let config = node::Config {
-                    node_name: node_name.unwrap_or_else(hostname),
-                    lease_interval: Duration::from_secs(10),
-                };
+                let config = pods.node_config(node_name.unwrap_or_else(hostname), &data_dir)?;
                 tokio::spawn(async move {
                     if let Err(err) = node::run(client, config).await {
                         tracing::error!(%err, "the node agent stopped");
@@ -189,21 +248,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Pause { .. } => unreachable!("handled before the async runtime starts"),
         Command::Agent {
             server,
             token,
             node_name,
             data_dir,
+            pods,
         } => {
             std::fs::create_dir_all(&data_dir)
                 .with_context(|| format!("creating {}", data_dir.display()))?;
             let client = node::join::client(&server, &token)
                 .await
                 .context("joining the cluster")?;
-            let config = node::Config {
-                node_name: node_name.unwrap_or_else(hostname),
-                lease_interval: Duration::from_secs(10),
-            };
+            let config = pods.node_config(node_name.unwrap_or_else(hostname), &data_dir)?;
             tracing::info!(%server, node = %config.node_name, "node agent starting");
             tokio::select! {
                 res = node::run(client, config) => res.context("node agent"),

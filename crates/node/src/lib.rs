@@ -8,6 +8,7 @@
 
 pub mod host;
 pub mod join;
+pub mod pods;
 
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::ResourceExt;
 use serde_json::json;
@@ -29,10 +30,20 @@ pub struct Config {
     pub node_name: String,
     /// How often the lease is renewed (Kubernetes: 10 s).
     pub lease_interval: Duration,
+    /// The agent's state: images, pods, logs, runtime state.
+    pub state_dir: std::path::PathBuf,
+    /// The pod network (bridge name unique per agent, subnet).
+    pub network: runtime::sandbox::NetworkConfig,
+    /// The command that runs a pod's pause process (this binary's `pause`).
+    pub pause: Vec<String>,
+    /// The preferred OCI runtime binary (`crun`).
+    pub oci_runtime: String,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error("preparing the container runtime: {0}")]
+    Runtime(#[from] runtime::Error),
     #[error("registering node {node}: {source}")]
     Register {
         node: String,
@@ -167,44 +178,60 @@ pub async fn heartbeat(client: kube::Client, config: Config) {
     }
 }
 
-/// Watches the pods bound to this node. Pods being deleted are finished here: once nothing of
-/// theirs runs on the node, the agent removes them with a zero grace period, as the kubelet does.
-pub async fn run_pods(client: kube::Client, config: Config) {
-    let pods: Api<Pod> = Api::all(client.clone());
-    let selector = format!("spec.nodeName={}", config.node_name);
-    let stream = watcher(pods, watcher::Config::default().fields(&selector))
-        .default_backoff()
-        .applied_objects();
+/// Watches the pods bound to this node and keeps one worker per pod.
+pub async fn run_pods(node: std::sync::Arc<pods::Node>) {
+    use std::collections::HashMap;
+    use tokio::sync::watch;
+    let api: Api<Pod> = Api::all(node.client.clone());
+    let selector = format!("spec.nodeName={}", node.node_name);
+    let stream = watcher(api, watcher::Config::default().fields(&selector)).default_backoff();
     futures::pin_mut!(stream);
-    while let Some(item) = stream.next().await {
-        let pod = match item {
-            Ok(p) => p,
-            Err(err) => {
-                tracing::debug!(%err, "pod watch");
-                continue;
+    let mut workers: HashMap<String, watch::Sender<Pod>> = HashMap::new();
+    let dispatch = |pod: Pod, workers: &mut HashMap<String, watch::Sender<Pod>>| {
+        let uid = pod.uid().unwrap_or_default();
+        workers.retain(|_, tx| !tx.is_closed());
+        match workers.get(&uid) {
+            Some(tx) => {
+                let _ = tx.send(pod);
             }
-        };
-        if pod.metadata.deletion_timestamp.is_some() {
-            finish_deletion(&client, &pod).await;
+            None => {
+                let (tx, rx) = watch::channel(pod);
+                tokio::spawn(pods::worker(node.clone(), rx));
+                workers.insert(uid, tx);
+            }
+        }
+    };
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) => {
+                dispatch(pod, &mut workers)
+            }
+            Ok(watcher::Event::Delete(mut pod)) => {
+                // Removed without our clean-up (e.g. forced): tear down what runs.
+                if pod.metadata.deletion_timestamp.is_none() {
+                    pod.metadata.deletion_timestamp = Some(Time(Timestamp::now()));
+                    pod.metadata.deletion_grace_period_seconds = Some(0);
+                }
+                dispatch(pod, &mut workers);
+            }
+            Ok(_) => {}
+            Err(err) => tracing::debug!(%err, "pod watch"),
         }
     }
 }
 
-async fn finish_deletion(client: &kube::Client, pod: &Pod) {
-    let ns = pod.namespace().unwrap_or_default();
-    let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let params = DeleteParams {
-        grace_period_seconds: Some(0),
-        preconditions: Some(Preconditions {
-            uid: pod.uid(),
-            resource_version: None,
-        }),
-        ..Default::default()
-    };
-    match api.delete(&pod.name_any(), &params).await {
-        Ok(_) => tracing::info!(pod = %format!("{ns}/{}", pod.name_any()), "pod deleted"),
-        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
-        Err(err) => tracing::warn!(%err, "finishing a pod's deletion failed"),
+/// Imports every image archive found in `dir` (air-gapped installs drop archives there).
+fn import_images(images: &runtime::image::ImageStore, dir: &std::path::Path) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        match images.import_archive(&path) {
+            Ok(imported) => {
+                tracing::info!(archive = %path.display(), images = imported.len(), "imported images")
+            }
+            Err(err) => {
+                tracing::warn!(archive = %path.display(), %err, "importing an image archive failed")
+            }
+        }
     }
 }
 
@@ -222,6 +249,31 @@ pub async fn run(client: kube::Client, config: Config) -> Result<(), Error> {
         }
     }
     tokio::spawn(heartbeat(client.clone(), config.clone()));
-    run_pods(client, config).await;
+    for change in runtime::cgroups::prepare()? {
+        tracing::warn!("{change}");
+    }
+    let rt =
+        runtime::container::Runtime::new(&config.state_dir.join("runtime"), &config.oci_runtime)?;
+    let images = runtime::image::ImageStore::open(&config.state_dir.join("store"))?;
+    import_images(&images, &config.state_dir.join("images"));
+    let recorder = kube::runtime::events::Recorder::new(
+        client.clone(),
+        kube::runtime::events::Reporter {
+            controller: "kubelet".into(),
+            instance: Some(config.node_name.clone()),
+        },
+    );
+    let node = std::sync::Arc::new(pods::Node {
+        client,
+        node_name: config.node_name.clone(),
+        node_ip: host::Host::read().internal_ip,
+        state_dir: config.state_dir.clone(),
+        runtime: rt,
+        images,
+        network: config.network.clone(),
+        pause: config.pause.clone(),
+        recorder,
+    });
+    run_pods(node).await;
     Ok(())
 }

@@ -1,0 +1,708 @@
+//! Pod workers: one task per pod bound to this node drives it from sandbox to running
+//! containers and keeps it there as its restart policy says, reports status only when it changes,
+//! and tears everything down when the pod is deleted.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Resource, ResourceExt};
+use runtime::container::Runtime;
+use runtime::image::ImageStore;
+use runtime::oci;
+use runtime::sandbox::{self, NetworkConfig, Sandbox};
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+/// Back-off after a container fails: 10 s doubling to 5 min, reset after 10 min of running.
+const BACKOFF_INITIAL: Duration = Duration::from_secs(10);
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+const BACKOFF_RESET: Duration = Duration::from_secs(600);
+
+/// What every pod worker shares.
+pub struct Node {
+    pub client: kube::Client,
+    pub node_name: String,
+    pub node_ip: Option<String>,
+    pub state_dir: PathBuf,
+    pub runtime: Runtime,
+    pub images: ImageStore,
+    pub network: NetworkConfig,
+    pub pause: Vec<String>,
+    pub recorder: Recorder,
+}
+
+/// One container instance the worker started.
+#[derive(Clone, Debug)]
+struct Instance {
+    id: String,
+    restart: i32,
+    started_at: String,
+    image_id: String,
+}
+
+/// What the worker knows of one container of the pod.
+#[derive(Clone, Debug, Default)]
+struct ContainerTrack {
+    current: Option<Instance>,
+    /// The terminated state of the last instance (`lastState` / `state.terminated`).
+    last_terminated: Option<Value>,
+    restarts: i32,
+    backoff: Option<Duration>,
+    retry_at: Option<Instant>,
+    /// The wait before the pending restart.
+    delay: Duration,
+    running_since: Option<Instant>,
+    waiting: Option<(String, String)>,
+}
+
+fn now_rfc3339() -> String {
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now())
+        .0
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+impl Node {
+    fn pod_dir(&self, pod: &Pod) -> PathBuf {
+        self.state_dir
+            .join("pods")
+            .join(pod.uid().unwrap_or_default())
+    }
+
+    fn log_path(&self, pod: &Pod, container: &str, restart: i32) -> PathBuf {
+        self.state_dir
+            .join("logs")
+            .join(format!(
+                "{}_{}_{}",
+                pod.namespace().unwrap_or_default(),
+                pod.name_any(),
+                pod.uid().unwrap_or_default()
+            ))
+            .join(container)
+            .join(format!("{restart}.log"))
+    }
+
+    fn cgroup_parent(pod: &Pod) -> String {
+        format!("/kubelite/pod{}", pod.uid().unwrap_or_default())
+    }
+
+    async fn event(
+        &self,
+        pod: &Pod,
+        type_: EventType,
+        reason: &str,
+        note: String,
+        field: Option<String>,
+    ) {
+        let mut reference = pod.object_ref(&());
+        reference.field_path = field;
+        let ev = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: reason.into(),
+            secondary: None,
+        };
+        if let Err(err) = self.recorder.publish(&ev, &reference).await {
+            tracing::debug!(%err, "recording an event failed");
+        }
+    }
+}
+
+/// Runs a pod worker until the pod is deleted and cleaned up. New versions of the pod arrive on
+/// `updates`.
+pub async fn worker(node: Arc<Node>, mut updates: watch::Receiver<Pod>) {
+    let mut tracks: HashMap<String, ContainerTrack> = HashMap::new();
+    let mut sandbox: Option<Sandbox> = None;
+    let mut last_status = Value::Null;
+    loop {
+        let pod = updates.borrow_and_update().clone();
+        let key = format!("{}/{}", pod.namespace().unwrap_or_default(), pod.name_any());
+        if pod.metadata.deletion_timestamp.is_some() {
+            terminate(&node, &pod, &mut tracks, sandbox.take()).await;
+            return;
+        }
+        if sandbox.is_none() {
+            let dir = node.pod_dir(&pod).join("sandbox");
+            let existing = Sandbox::load(&dir).ok().flatten().filter(Sandbox::alive);
+            let made = match existing {
+                Some(s) => Ok(s),
+                None => {
+                    let (net, id, host, pause) = (
+                        node.network.clone(),
+                        pod.uid().unwrap_or_default(),
+                        pod.name_any(),
+                        node.pause.clone(),
+                    );
+                    tokio::task::spawn_blocking(move || {
+                        sandbox::create(&net, &id, &host, &dir, &pause)
+                    })
+                    .await
+                    .unwrap_or_else(|e| {
+                        Err(runtime::Error::Command {
+                            command: "sandbox".into(),
+                            message: e.to_string(),
+                        })
+                    })
+                }
+            };
+            match made {
+                Ok(s) => sandbox = Some(s),
+                Err(err) => {
+                    tracing::warn!(pod = %key, %err, "creating the pod sandbox failed");
+                    node.event(
+                        &pod,
+                        EventType::Warning,
+                        "FailedCreatePodSandBox",
+                        format!("Failed to create pod sandbox: {err}"),
+                        None,
+                    )
+                    .await;
+                }
+            }
+        }
+        if let Some(sb) = &sandbox {
+            let restart_policy = pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.restart_policy.clone())
+                .unwrap_or_else(|| "Always".into());
+            let containers: Vec<Container> = pod
+                .spec
+                .as_ref()
+                .map(|s| s.containers.clone())
+                .unwrap_or_default();
+            for c in &containers {
+                let track = tracks.entry(c.name.clone()).or_default();
+                reconcile_container(&node, &pod, sb, c, track, &restart_policy).await;
+            }
+        }
+        let status = pod_status(&node, &pod, sandbox.as_ref(), &tracks);
+        if status != last_status {
+            let api: Api<Pod> =
+                Api::namespaced(node.client.clone(), &pod.namespace().unwrap_or_default());
+            match api
+                .patch_status(
+                    &pod.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&json!({"status": status})),
+                )
+                .await
+            {
+                Ok(_) => last_status = status,
+                Err(err) => tracing::debug!(pod = %key, %err, "status update failed"),
+            }
+        }
+        // Wake on a new pod version, or to look at the containers again.
+        let _ = tokio::time::timeout(Duration::from_millis(500), updates.changed()).await;
+        if updates.has_changed().is_err() {
+            return;
+        }
+    }
+}
+
+async fn reconcile_container(
+    node: &Arc<Node>,
+    pod: &Pod,
+    sb: &Sandbox,
+    c: &Container,
+    track: &mut ContainerTrack,
+    policy: &str,
+) {
+    let field = Some(format!("spec.containers{{{}}}", c.name));
+    // Is the current instance still running?
+    if let Some(inst) = track.current.clone() {
+        let state = node.runtime.state(&inst.id).ok().flatten();
+        if state
+            .as_ref()
+            .is_some_and(|s| s.status == "running" || s.status == "created")
+        {
+            if track
+                .running_since
+                .is_some_and(|t| t.elapsed() > BACKOFF_RESET)
+            {
+                track.backoff = None;
+            }
+            return;
+        }
+        // It exited: record how, then decide whether to start it again.
+        let bundle = node.pod_dir(pod).join(&inst.id);
+        let code = node
+            .runtime
+            .exit_code(&inst.id)
+            .unwrap_or(if state.is_none() { 137 } else { 0 });
+        let oom = Runtime::oom_killed(&bundle);
+        let reason = if oom {
+            "OOMKilled"
+        } else if code == 0 {
+            "Completed"
+        } else {
+            "Error"
+        };
+        track.last_terminated = Some(json!({
+            "exitCode": code,
+            "reason": reason,
+            "startedAt": inst.started_at,
+            "finishedAt": now_rfc3339(),
+            "containerID": format!("{}://{}", runtime_name(node), inst.id),
+        }));
+        track.current = None;
+        track.running_since = None;
+        let rt = node.runtime.clone();
+        let id = inst.id.clone();
+        let _ = tokio::task::spawn_blocking(move || rt.delete(&id)).await;
+        let restart = match policy {
+            "Always" => true,
+            "OnFailure" => code != 0,
+            _ => false,
+        };
+        if !restart {
+            return;
+        }
+        // The first restart is immediate; then 10 s, doubling up to 5 min.
+        let delay = track.backoff.unwrap_or(Duration::ZERO);
+        track.backoff = Some(match track.backoff {
+            None => BACKOFF_INITIAL,
+            Some(d) => (d * 2).min(BACKOFF_MAX),
+        });
+        track.retry_at = Some(Instant::now() + delay);
+        track.delay = delay;
+    }
+    if track.last_terminated.is_some() && track.current.is_none() {
+        let restart = match policy {
+            "Always" => true,
+            "OnFailure" => {
+                track
+                    .last_terminated
+                    .as_ref()
+                    .and_then(|t| t["exitCode"].as_i64())
+                    != Some(0)
+            }
+            _ => false,
+        };
+        if !restart {
+            return;
+        }
+        if let Some(at) = track.retry_at {
+            if Instant::now() < at {
+                let message = format!(
+                    "back-off {}s restarting failed container={} pod={}_{}({})",
+                    track.delay.as_secs(),
+                    c.name,
+                    pod.name_any(),
+                    pod.namespace().unwrap_or_default(),
+                    pod.uid().unwrap_or_default()
+                );
+                if track.waiting.as_ref().map(|w| w.0.as_str()) != Some("CrashLoopBackOff") {
+                    node.event(
+                        pod,
+                        EventType::Warning,
+                        "BackOff",
+                        format!(
+                            "Back-off restarting failed container {} in pod {}_{}({})",
+                            c.name,
+                            pod.name_any(),
+                            pod.namespace().unwrap_or_default(),
+                            pod.uid().unwrap_or_default()
+                        ),
+                        field.clone(),
+                    )
+                    .await;
+                }
+                track.waiting = Some(("CrashLoopBackOff".into(), message));
+                return;
+            }
+        }
+        track.restarts += 1;
+    }
+    start_container(node, pod, sb, c, track, field).await;
+}
+
+fn runtime_name(node: &Node) -> String {
+    node.runtime
+        .oci_runtime
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("crun")
+        .to_string()
+}
+
+async fn start_container(
+    node: &Arc<Node>,
+    pod: &Pod,
+    sb: &Sandbox,
+    c: &Container,
+    track: &mut ContainerTrack,
+    field: Option<String>,
+) {
+    let image_ref = c.image.clone().unwrap_or_default();
+    let image = match node.images.resolve(&image_ref) {
+        Ok(i) => i,
+        Err(err) => {
+            let policy = c.image_pull_policy.clone().unwrap_or_default();
+            let (reason, message) = if policy == "Never" {
+                (
+                    "ErrImageNeverPull",
+                    format!(
+                        "Container image \"{image_ref}\" is not present with pull policy of Never"
+                    ),
+                )
+            } else {
+                (
+                    "ErrImagePull",
+                    format!("image {image_ref} is not present and pulling is not available: {err}"),
+                )
+            };
+            if track.waiting.as_ref().map(|w| w.0.as_str()) != Some(reason) {
+                node.event(
+                    pod,
+                    EventType::Warning,
+                    "Failed",
+                    format!("Error: {reason}"),
+                    field.clone(),
+                )
+                .await;
+            }
+            track.waiting = Some((reason.into(), message));
+            return;
+        }
+    };
+    if track.restarts == 0 && track.current.is_none() && track.last_terminated.is_none() {
+        node.event(
+            pod,
+            EventType::Normal,
+            "Pulled",
+            format!("Container image \"{image_ref}\" already present on machine"),
+            field.clone(),
+        )
+        .await;
+    }
+    let uid = pod.uid().unwrap_or_default();
+    let id = format!("{}-{}-{}", &uid[..uid.len().min(8)], c.name, track.restarts);
+    let bundle = node.pod_dir(pod).join(&id);
+    let cfg = &image.config;
+    let args = oci::merge_command(
+        &cfg.entrypoint,
+        &cfg.cmd,
+        c.command.as_deref(),
+        c.args.as_deref(),
+    );
+    let env_pairs: Vec<(String, String)> = c
+        .env
+        .iter()
+        .flatten()
+        .filter_map(|e| Some((e.name.clone(), e.value.clone()?)))
+        .collect();
+    let env = oci::merge_env(&cfg.env, &env_pairs);
+    let resources = c.resources.as_ref();
+    let milli = |m: Option<
+        &std::collections::BTreeMap<
+            String,
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+        >,
+    >,
+                 k: &str| {
+        m.and_then(|m| m.get(k))
+            .and_then(|q| api::quantity::parse(&q.0))
+            .map(api::quantity::to_milli)
+    };
+    let bytes = |m: Option<
+        &std::collections::BTreeMap<
+            String,
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+        >,
+    >,
+                 k: &str| {
+        m.and_then(|m| m.get(k))
+            .and_then(|q| api::quantity::parse(&q.0))
+            .map(api::quantity::to_units)
+    };
+    let limits = oci::Limits::from_resources(
+        milli(resources.and_then(|r| r.requests.as_ref()), "cpu"),
+        milli(resources.and_then(|r| r.limits.as_ref()), "cpu"),
+        bytes(resources.and_then(|r| r.limits.as_ref()), "memory"),
+    );
+    let cwd = c
+        .working_dir
+        .clone()
+        .or_else(|| cfg.working_dir.clone())
+        .unwrap_or_else(|| "/".into());
+    let log_path = node.log_path(pod, &c.name, track.restarts);
+    let (rt, sb2, name, cgroup) = (
+        node.runtime.clone(),
+        sb.clone(),
+        c.name.clone(),
+        format!("{}/{}", Node::cgroup_parent(pod), id),
+    );
+    let layers = image.layers.clone();
+    let id2 = id.clone();
+    let created = tokio::task::spawn_blocking(move || -> runtime::Result<i32> {
+        let rootfs = oci::mount_rootfs(&layers, &bundle)?;
+        let spec = oci::BundleSpec {
+            rootfs: &rootfs,
+            args,
+            env,
+            cwd,
+            uid: 0,
+            gid: 0,
+            sandbox: &sb2,
+            cgroups_path: cgroup,
+            limits,
+            mounts: vec![],
+        };
+        oci::write_config(&bundle, &spec)?;
+        let pid = rt.create(&id2, &name, &bundle, &log_path)?;
+        rt.start(&id2)?;
+        Ok(pid)
+    })
+    .await
+    .unwrap_or_else(|e| {
+        Err(runtime::Error::Command {
+            command: "start".into(),
+            message: e.to_string(),
+        })
+    });
+    match created {
+        Ok(_) => {
+            node.event(
+                pod,
+                EventType::Normal,
+                "Created",
+                format!("Created container: {}", c.name),
+                field.clone(),
+            )
+            .await;
+            node.event(
+                pod,
+                EventType::Normal,
+                "Started",
+                format!("Started container {}", c.name),
+                field,
+            )
+            .await;
+            track.current = Some(Instance {
+                id,
+                restart: track.restarts,
+                started_at: now_rfc3339(),
+                image_id: image.id.clone(),
+            });
+            track.running_since = Some(Instant::now());
+            track.waiting = None;
+        }
+        Err(err) => {
+            tracing::warn!(%err, container = %c.name, "starting a container failed");
+            node.event(
+                pod,
+                EventType::Warning,
+                "Failed",
+                format!("Error: {err}"),
+                field,
+            )
+            .await;
+            track.waiting = Some(("CreateContainerError".into(), err.to_string()));
+            let rt = node.runtime.clone();
+            let _ = tokio::task::spawn_blocking(move || rt.delete(&id)).await;
+        }
+    }
+}
+
+fn pod_status(
+    node: &Node,
+    pod: &Pod,
+    sb: Option<&Sandbox>,
+    tracks: &HashMap<String, ContainerTrack>,
+) -> Value {
+    let containers: Vec<Container> = pod
+        .spec
+        .as_ref()
+        .map(|s| s.containers.clone())
+        .unwrap_or_default();
+    let mut statuses = Vec::new();
+    let (mut running, mut ready_all, mut terminated_all, mut failed_any) = (0, true, true, false);
+    for c in &containers {
+        let t = tracks.get(&c.name).cloned().unwrap_or_default();
+        let (state, ready) = match (&t.current, &t.waiting, &t.last_terminated) {
+            (Some(inst), _, _) => (json!({"running": {"startedAt": inst.started_at}}), true),
+            (None, Some((reason, message)), _) => (
+                json!({"waiting": {"reason": reason, "message": message}}),
+                false,
+            ),
+            (None, None, Some(term)) => (json!({"terminated": term}), false),
+            (None, None, None) => (json!({"waiting": {"reason": "ContainerCreating"}}), false),
+        };
+        if state.get("running").is_some() {
+            running += 1;
+        }
+        if !ready {
+            ready_all = false;
+        }
+        if state.get("terminated").is_none() {
+            terminated_all = false;
+        } else if state["terminated"]["exitCode"].as_i64() != Some(0) {
+            failed_any = true;
+        }
+        let mut s = json!({
+            "name": c.name,
+            "state": state,
+            "lastState": {},
+            "ready": ready,
+            "restartCount": t.restarts,
+            "image": c.image,
+            "imageID": t.current.as_ref().map(|i| i.image_id.clone()).unwrap_or_default(),
+            "started": t.current.is_some(),
+        });
+        if let Some(inst) = &t.current {
+            s["containerID"] = json!(format!("{}://{}", runtime_name(node), inst.id));
+            let _ = inst.restart;
+        }
+        if t.current.is_some() || t.waiting.is_some() {
+            if let Some(term) = &t.last_terminated {
+                s["lastState"] = json!({"terminated": term});
+            }
+        }
+        statuses.push(s);
+    }
+    let phase = if terminated_all && !containers.is_empty() {
+        if failed_any {
+            "Failed"
+        } else {
+            "Succeeded"
+        }
+    } else if running > 0 || tracks.values().any(|t| t.restarts > 0) {
+        "Running"
+    } else {
+        "Pending"
+    };
+    let flag = |b: bool| if b { "True" } else { "False" };
+    let now = now_rfc3339();
+    let conditions = json!([
+        {"type": "PodReadyToStartContainers", "status": flag(sb.is_some()), "lastProbeTime": null, "lastTransitionTime": now},
+        {"type": "Initialized", "status": "True", "lastProbeTime": null, "lastTransitionTime": now},
+        {"type": "Ready", "status": flag(ready_all), "lastProbeTime": null, "lastTransitionTime": now},
+        {"type": "ContainersReady", "status": flag(ready_all), "lastProbeTime": null, "lastTransitionTime": now},
+        {"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now},
+    ]);
+    let mut status = json!({
+        "phase": phase,
+        "conditions": conditions,
+        "containerStatuses": statuses,
+        "qosClass": pod.status.as_ref().and_then(|s| s.qos_class.clone()),
+        "startTime": pod.status.as_ref().and_then(|s| s.start_time.clone()).map(|t| json!(t)).unwrap_or_else(|| json!(now)),
+    });
+    if let Some(ip) = &node.node_ip {
+        status["hostIP"] = json!(ip);
+        status["hostIPs"] = json!([{"ip": ip}]);
+    }
+    if let Some(sb) = sb {
+        status["podIP"] = json!(sb.ip);
+        status["podIPs"] = json!([{"ip": sb.ip}]);
+    }
+    // Timestamps change every pass; compare without them so status is written only on change.
+    strip_volatile(status)
+}
+
+fn strip_volatile(mut status: Value) -> Value {
+    if let Some(conds) = status["conditions"].as_array_mut() {
+        for c in conds {
+            if let Some(m) = c.as_object_mut() {
+                m.remove("lastTransitionTime");
+            }
+        }
+    }
+    status
+}
+
+/// Stops every container (SIGTERM, SIGKILL after the grace period), removes them, their root
+/// filesystems and the sandbox, then deletes the pod object.
+async fn terminate(
+    node: &Arc<Node>,
+    pod: &Pod,
+    tracks: &mut HashMap<String, ContainerTrack>,
+    sb: Option<Sandbox>,
+) {
+    let grace = pod
+        .metadata
+        .deletion_grace_period_seconds
+        .unwrap_or(30)
+        .max(0) as u64;
+    let running: Vec<(String, String)> = tracks
+        .iter()
+        .filter_map(|(name, t)| t.current.as_ref().map(|i| (name.clone(), i.id.clone())))
+        .collect();
+    for (name, _) in &running {
+        node.event(
+            pod,
+            EventType::Normal,
+            "Killing",
+            format!("Stopping container {name}"),
+            Some(format!("spec.containers{{{name}}}")),
+        )
+        .await;
+    }
+    let rt = node.runtime.clone();
+    let ids: Vec<String> = running.iter().map(|(_, id)| id.clone()).collect();
+    let dir = node.pod_dir(pod);
+    let sandbox_dir = dir.join("sandbox");
+    let net = node.network.clone();
+    let cgroup = Node::cgroup_parent(pod);
+    let _ = tokio::task::spawn_blocking(move || {
+        for id in &ids {
+            let _ = rt.kill(id, "TERM");
+        }
+        let deadline = Instant::now() + Duration::from_secs(grace);
+        while Instant::now() < deadline
+            && ids.iter().any(|id| {
+                rt.state(id)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|s| s.status == "running")
+            })
+        {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        for id in &ids {
+            let _ = rt.kill(id, "KILL");
+            let _ = rt.delete(id);
+        }
+        // Every container dir of the pod (earlier instances too).
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if entry.path() != sandbox_dir {
+                let _ = oci::remove_rootfs(&entry.path());
+            }
+        }
+        let sandbox = sb.or_else(|| Sandbox::load(&sandbox_dir).ok().flatten());
+        if let Some(s) = sandbox {
+            if let Err(err) = sandbox::destroy(&net, &s) {
+                tracing::warn!(%err, "tearing down the pod sandbox failed");
+            }
+        }
+        let _ = runtime::cgroups::remove(&cgroup);
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await;
+    let api: Api<Pod> = Api::namespaced(node.client.clone(), &pod.namespace().unwrap_or_default());
+    let params = DeleteParams {
+        grace_period_seconds: Some(0),
+        preconditions: Some(Preconditions {
+            uid: pod.uid(),
+            resource_version: None,
+        }),
+        ..Default::default()
+    };
+    match api.delete(&pod.name_any(), &params).await {
+        Ok(_) => tracing::info!(pod = %pod.name_any(), "pod deleted"),
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+        Err(err) => tracing::warn!(%err, "finishing a pod's deletion failed"),
+    }
+}
+
+/// Where a path lives relative to the agent's state (used by log reads).
+pub fn logs_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("logs")
+}

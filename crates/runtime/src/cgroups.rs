@@ -1,0 +1,136 @@
+//! cgroups: which hierarchy the machine has, the one fix crun needs on hybrid machines, and the
+//! per-pod parent cgroups the agent owns (containers get theirs from the OCI runtime).
+//!
+//! On a "hybrid" machine every controller is mounted as cgroup v1 but a cgroup2 hierarchy at
+//! `/sys/fs/cgroup/unified` still holds a controller (usually hugetlb). crun then refuses to run
+//! ("cgroups in hybrid mode not supported"). Mounting that controller as a v1 hierarchy moves it
+//! off cgroup2 and crun works; [`prepare`] does that and says so.
+
+use std::path::{Path, PathBuf};
+
+use crate::{Error, Result};
+
+const ROOT: &str = "/sys/fs/cgroup";
+
+/// The cgroup layout of this machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// Pure cgroup v2 at /sys/fs/cgroup.
+    V2,
+    /// Every controller on v1; `unified_controllers` are still on the cgroup2 hierarchy.
+    V1 { unified_controllers: Vec<String> },
+}
+
+fn fs_type(path: &Path) -> Option<String> {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    mounts.lines().find_map(|l| {
+        let mut halves = l.split(" - ");
+        let left: Vec<&str> = halves.next()?.split_whitespace().collect();
+        let right: Vec<&str> = halves.next()?.split_whitespace().collect();
+        (left.get(4).map(Path::new) == Some(path)).then(|| right.first().map(|s| s.to_string()))?
+    })
+}
+
+/// Reads the layout from the mount table.
+pub fn detect() -> Layout {
+    if fs_type(Path::new(ROOT)).as_deref() == Some("cgroup2") {
+        return Layout::V2;
+    }
+    let unified = Path::new(ROOT).join("unified");
+    let unified_controllers = std::fs::read_to_string(unified.join("cgroup.controllers"))
+        .map(|s| s.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
+    Layout::V1 {
+        unified_controllers,
+    }
+}
+
+/// Makes the machine usable by crun: on a hybrid v1 machine, every controller still on cgroup2 is
+/// mounted as its own v1 hierarchy. Returns what it changed, to be logged.
+pub fn prepare() -> Result<Vec<String>> {
+    let mut changed = Vec::new();
+    if let Layout::V1 {
+        unified_controllers,
+    } = detect()
+    {
+        for controller in unified_controllers {
+            let target = Path::new(ROOT).join(&controller);
+            std::fs::create_dir_all(&target).map_err(|e| Error::io(&target, e))?;
+            nix::mount::mount(
+                Some("cgroup"),
+                &target,
+                Some("cgroup"),
+                nix::mount::MsFlags::empty(),
+                Some(controller.as_str()),
+            )
+            .map_err(|e| Error::Command {
+                command: format!(
+                    "mount -t cgroup -o {controller} cgroup {}",
+                    target.display()
+                ),
+                message: e.to_string(),
+            })?;
+            changed.push(format!(
+                "moved the {controller} controller from cgroup2 to a v1 hierarchy at {} (crun refuses hybrid cgroups)",
+                target.display()
+            ));
+        }
+    }
+    Ok(changed)
+}
+
+/// The v1 controller directories a cgroup path lives under (or the v2 directory).
+pub fn directories(relative: &str) -> Vec<PathBuf> {
+    let rel = relative.trim_start_matches('/');
+    match detect() {
+        Layout::V2 => vec![Path::new(ROOT).join(rel)],
+        Layout::V1 { .. } => std::fs::read_dir(ROOT)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name() != "unified")
+            .map(|e| e.path().join(rel))
+            .collect(),
+    }
+}
+
+/// Removes a (pod) cgroup and everything below it, deepest first. The runtime removes container
+/// cgroups; the parent it created for them is ours to remove.
+pub fn remove(relative: &str) -> Result<()> {
+    for dir in directories(relative) {
+        remove_tree(&dir)?;
+    }
+    Ok(())
+}
+
+fn remove_tree(dir: &Path) -> Result<()> {
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .flatten()
+    {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_tree(&entry.path())?;
+        }
+    }
+    match std::fs::remove_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(dir, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_a_layout() {
+        match detect() {
+            Layout::V2 => assert!(Path::new("/sys/fs/cgroup/cgroup.controllers").exists()),
+            Layout::V1 { .. } => assert!(Path::new("/sys/fs/cgroup/memory").exists()),
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! Containers: OCI bundles run by an OCI runtime binary (crun by default, runc accepted) under a
+//! per-container conmon shim. conmon owns the container's stdio and writes CRI-format log lines
+//! (`<time> stdout F <line>`), records the exit code in an exit file and an `oom` marker when the
+//! kernel OOM-killed the container, and keeps running when the agent restarts. The agent never
+//! becomes the parent of container processes.
+
+use std::io::{BufRead, BufReader};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde::Deserialize;
+
+use crate::{Error, Result};
+
+/// Where the runtime binaries are and where their state lives.
+#[derive(Clone, Debug)]
+pub struct Runtime {
+    /// The OCI runtime binary (crun or runc).
+    pub oci_runtime: PathBuf,
+    pub conmon: PathBuf,
+    /// `--root` of the OCI runtime: its container state, private to this agent.
+    pub root: PathBuf,
+    /// conmon writes `<id>` files with exit codes here.
+    pub exits: PathBuf,
+    /// conmon's attach sockets.
+    pub sockets: PathBuf,
+}
+
+/// What `crun state` reports.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct State {
+    pub status: String,
+    #[serde(default)]
+    pub pid: i32,
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/sbin")])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+impl Runtime {
+    /// Finds conmon and the OCI runtime (`preferred`, e.g. "crun"; runc if it is missing) and
+    /// makes the state directories under `state_dir`.
+    pub fn new(state_dir: &Path, preferred: &str) -> Result<Runtime> {
+        let conmon = which("conmon").ok_or_else(|| Error::Command {
+            command: "conmon".into(),
+            message: "conmon is not installed (Debian package conmon)".into(),
+        })?;
+        let oci_runtime =
+            which(preferred)
+                .or_else(|| which("runc"))
+                .ok_or_else(|| Error::Command {
+                    command: preferred.into(),
+                    message: "no OCI runtime found (install crun or runc)".into(),
+                })?;
+        let rt = Runtime {
+            oci_runtime,
+            conmon,
+            root: state_dir.join("oci"),
+            exits: state_dir.join("exits"),
+            sockets: state_dir.join("sockets"),
+        };
+        for d in [&rt.root, &rt.exits, &rt.sockets] {
+            std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+        }
+        Ok(rt)
+    }
+
+    fn oci(&self) -> Command {
+        let mut cmd = Command::new(&self.oci_runtime);
+        cmd.arg("--root").arg(&self.root).stdin(Stdio::null());
+        cmd
+    }
+
+    /// Creates container `id` from `bundle` under a new conmon (stopped in "created" state);
+    /// stdout and stderr go to `log_path` in CRI format. Returns the container's init pid.
+    pub fn create(&self, id: &str, name: &str, bundle: &Path, log_path: &Path) -> Result<i32> {
+        let _ = std::fs::remove_file(self.exits.join(id));
+        if let Some(dir) = log_path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let persist = bundle.join("persist");
+        std::fs::create_dir_all(&persist).map_err(|e| Error::io(&persist, e))?;
+        let (read_end, write_end): (OwnedFd, OwnedFd) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::Command {
+                command: "pipe".into(),
+                message: e.to_string(),
+            })?;
+        let write_fd = write_end.as_raw_fd();
+        let mut cmd = Command::new(&self.conmon);
+        cmd.args(["--api-version", "1", "-c", id, "-u", id, "-n", name, "-r"])
+            .arg(&self.oci_runtime)
+            .arg("-b")
+            .arg(bundle)
+            .arg("-p")
+            .arg(bundle.join("pidfile"))
+            .arg("-P")
+            .arg(bundle.join("conmon.pid"))
+            .arg("--exit-dir")
+            .arg(&self.exits)
+            .arg("--persist-dir")
+            .arg(&persist)
+            .arg("--socket-dir-path")
+            .arg(&self.sockets)
+            .arg("-l")
+            .arg(format!("k8s-file:{}", log_path.display()))
+            .args(["--log-level", "error"])
+            .arg(format!("--runtime-arg=--root={}", self.root.display()))
+            .env("_OCI_SYNCPIPE", "3")
+            .current_dir(bundle)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        // The sync pipe becomes fd 3 in conmon; it reports the container pid there.
+        unsafe {
+            cmd.pre_exec(move || {
+                if nix::libc::dup2(write_fd, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(|e| Error::Command {
+            command: "conmon".into(),
+            message: e.to_string(),
+        })?;
+        drop(write_end);
+        let out = child.wait_with_output().map_err(|e| Error::Command {
+            command: "conmon".into(),
+            message: e.to_string(),
+        })?;
+        let mut reply = String::new();
+        let _ = BufReader::new(std::fs::File::from(read_end)).read_line(&mut reply);
+        #[derive(Deserialize)]
+        struct Sync {
+            data: i64,
+            #[serde(default)]
+            message: Option<String>,
+        }
+        let sync: Option<Sync> = serde_json::from_str(reply.trim()).ok();
+        match sync {
+            Some(Sync { data, .. }) if data > 0 => Ok(data as i32),
+            Some(Sync { message, .. }) => Err(Error::Command {
+                command: format!("{} create {id}", self.oci_runtime.display()),
+                message: message
+                    .unwrap_or_else(|| String::from_utf8_lossy(&out.stderr).trim().to_string()),
+            }),
+            None => Err(Error::Command {
+                command: format!("conmon for {id}"),
+                message: format!(
+                    "no pid reported ({}): {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+            }),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Result<String> {
+        let out = self.oci().args(args).output().map_err(|e| Error::Command {
+            command: format!("{} {}", self.oci_runtime.display(), args.join(" ")),
+            message: e.to_string(),
+        })?;
+        if !out.status.success() {
+            return Err(Error::Command {
+                command: format!("{} {}", self.oci_runtime.display(), args.join(" ")),
+                message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    pub fn start(&self, id: &str) -> Result<()> {
+        self.run(&["start", id]).map(|_| ())
+    }
+
+    /// The container's state, or None when the runtime does not know it.
+    pub fn state(&self, id: &str) -> Result<Option<State>> {
+        match self.run(&["state", id]) {
+            Ok(json) => Ok(Some(serde_json::from_str(&json)?)),
+            Err(Error::Command { message, .. })
+                if message.contains("does not exist") || message.contains("not found") =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends `signal` (e.g. "TERM", "KILL") to the container's init.
+    pub fn kill(&self, id: &str, signal: &str) -> Result<()> {
+        match self.run(&["kill", id, signal]) {
+            Err(Error::Command { message, .. })
+                if message.contains("not running") || message.contains("does not exist") =>
+            {
+                Ok(())
+            }
+            other => other.map(|_| ()),
+        }
+    }
+
+    pub fn delete(&self, id: &str) -> Result<()> {
+        match self.run(&["delete", "--force", id]) {
+            Err(Error::Command { message, .. })
+                if message.contains("does not exist") || message.contains("not found") =>
+            {
+                Ok(())
+            }
+            other => other.map(|_| ()),
+        }
+    }
+
+    /// The exit code conmon recorded, once the container has exited.
+    pub fn exit_code(&self, id: &str) -> Option<i32> {
+        std::fs::read_to_string(self.exits.join(id))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Whether conmon saw the kernel OOM-kill this container.
+    pub fn oom_killed(bundle: &Path) -> bool {
+        bundle.join("persist").join("oom").exists()
+    }
+
+    /// The names of the containers this runtime's state directory knows.
+    pub fn list(&self) -> Vec<String> {
+        std::fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect()
+    }
+}

@@ -1,0 +1,329 @@
+//! OCI bundles: the container's root filesystem (an overlay of the image's unpacked layers with a
+//! private upper dir) and its `config.json`, written from the pod's and the image's settings and
+//! checked against the OCI runtime-spec types (oci-spec) before the runtime sees it.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use crate::sandbox::Sandbox;
+use crate::{Error, Result};
+
+/// The capabilities containers get by default (the container-runtime default set).
+pub const DEFAULT_CAPABILITIES: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// Kubernetes' rule for what a container runs: `command` replaces the image's entrypoint (and then
+/// the image's cmd is dropped), `args` replace the image's cmd.
+pub fn merge_command(
+    entrypoint: &[String],
+    cmd: &[String],
+    command: Option<&[String]>,
+    args: Option<&[String]>,
+) -> Vec<String> {
+    match (command, args) {
+        (Some(c), Some(a)) => c.iter().chain(a).cloned().collect(),
+        (Some(c), None) => c.to_vec(),
+        (None, Some(a)) => entrypoint.iter().chain(a).cloned().collect(),
+        (None, None) => entrypoint.iter().chain(cmd).cloned().collect(),
+    }
+}
+
+/// The image's environment with the container's variables applied on top (same name wins).
+pub fn merge_env(image: &[String], container: &[(String, String)]) -> Vec<String> {
+    let mut out: Vec<String> = image
+        .iter()
+        .filter(|kv| {
+            let name = kv.split('=').next().unwrap_or("");
+            !container.iter().any(|(n, _)| n == name)
+        })
+        .cloned()
+        .collect();
+    out.extend(container.iter().map(|(n, v)| format!("{n}={v}")));
+    out
+}
+
+/// Resource limits as the kernel enforces them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    pub memory_bytes: Option<i64>,
+    pub cpu_shares: Option<u64>,
+    pub cpu_quota: Option<i64>,
+}
+
+impl Limits {
+    /// From Kubernetes quantities in milli-CPU and bytes: requests give CPU shares, limits give
+    /// the CFS quota (period 100 ms) and the memory limit.
+    pub fn from_resources(
+        cpu_request_milli: Option<i64>,
+        cpu_limit_milli: Option<i64>,
+        memory_limit: Option<i64>,
+    ) -> Limits {
+        Limits {
+            memory_bytes: memory_limit,
+            cpu_shares: Some(
+                cpu_request_milli
+                    .map(|m| (m * 1024 / 1000).max(2) as u64)
+                    .unwrap_or(2),
+            ),
+            cpu_quota: cpu_limit_milli.map(|m| (m * 100_000 / 1000).max(1000)),
+        }
+    }
+}
+
+/// What goes into one container's `config.json`.
+pub struct BundleSpec<'a> {
+    pub rootfs: &'a Path,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub sandbox: &'a Sandbox,
+    pub cgroups_path: String,
+    pub limits: Limits,
+    /// Bind mounts: (container path, host path, read-only).
+    pub mounts: Vec<(String, PathBuf, bool)>,
+}
+
+/// Writes `<bundle>/config.json`.
+pub fn write_config(bundle: &Path, spec: &BundleSpec) -> Result<()> {
+    let caps = DEFAULT_CAPABILITIES;
+    let mut mounts = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc"}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
+        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}),
+    ];
+    let sandbox_files = [
+        ("/etc/hosts", spec.sandbox.dir.join("hosts")),
+        ("/etc/hostname", spec.sandbox.dir.join("hostname")),
+        ("/etc/resolv.conf", spec.sandbox.dir.join("resolv.conf")),
+    ];
+    for (dest, src) in sandbox_files
+        .iter()
+        .map(|(d, s)| (d.to_string(), s.clone()))
+        .chain(spec.mounts.iter().map(|(d, s, _)| (d.clone(), s.clone())))
+    {
+        let ro = spec.mounts.iter().any(|(d, _, ro)| *d == dest && *ro);
+        let mut options = vec!["rbind", "rprivate"];
+        if ro {
+            options.push("ro");
+        }
+        mounts
+            .push(json!({"destination": dest, "type": "bind", "source": src, "options": options}));
+    }
+    let mut memory = serde_json::Map::new();
+    if let Some(m) = spec.limits.memory_bytes {
+        memory.insert("limit".into(), json!(m));
+        memory.insert("swap".into(), json!(m));
+    }
+    let mut cpu = serde_json::Map::new();
+    if let Some(s) = spec.limits.cpu_shares {
+        cpu.insert("shares".into(), json!(s));
+    }
+    if let Some(q) = spec.limits.cpu_quota {
+        cpu.insert("quota".into(), json!(q));
+        cpu.insert("period".into(), json!(100_000));
+    }
+    let config = json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": {"uid": spec.uid, "gid": spec.gid},
+            "args": spec.args,
+            "env": spec.env,
+            "cwd": if spec.cwd.is_empty() { "/" } else { spec.cwd.as_str() },
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+            // This machine's hard limit; asking for more fails in the runtime.
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 20000u64, "soft": 20000u64}],
+            "noNewPrivileges": false,
+        },
+        "root": {"path": spec.rootfs, "readonly": false},
+        "mounts": mounts,
+        "linux": {
+            "namespaces": [
+                {"type": "pid"},
+                {"type": "mount"},
+                {"type": "network", "path": spec.sandbox.netns_path()},
+                {"type": "ipc", "path": spec.sandbox.ipc_path()},
+                {"type": "uts", "path": spec.sandbox.uts_path()},
+            ],
+            "cgroupsPath": spec.cgroups_path,
+            "resources": {
+                "devices": [{"allow": false, "access": "rwm"}],
+                "memory": memory,
+                "cpu": cpu,
+            },
+            "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
+            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+        },
+    });
+    // The OCI types are the schema: refuse to hand the runtime anything they do not accept.
+    let _checked: oci_spec::runtime::Spec = serde_json::from_value(config.clone())?;
+    let path = bundle.join("config.json");
+    std::fs::create_dir_all(bundle).map_err(|e| Error::io(bundle, e))?;
+    std::fs::write(&path, serde_json::to_vec_pretty(&config)?).map_err(|e| Error::io(&path, e))
+}
+
+/// Mounts an overlay of `layers` (lowest first) with a private upper dir at `<dir>/rootfs`.
+pub fn mount_rootfs(layers: &[PathBuf], dir: &Path) -> Result<PathBuf> {
+    let (upper, work, rootfs) = (dir.join("upper"), dir.join("work"), dir.join("rootfs"));
+    for d in [&upper, &work, &rootfs] {
+        std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+    }
+    if is_mountpoint(&rootfs) {
+        return Ok(rootfs);
+    }
+    let lower: Vec<String> = layers
+        .iter()
+        .rev()
+        .map(|p| p.display().to_string())
+        .collect();
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.join(":"),
+        upper.display(),
+        work.display()
+    );
+    nix::mount::mount(
+        Some("overlay"),
+        &rootfs,
+        Some("overlay"),
+        nix::mount::MsFlags::empty(),
+        Some(options.as_str()),
+    )
+    .map_err(|e| Error::Command {
+        command: format!("mount -t overlay -o {options}"),
+        message: e.to_string(),
+    })?;
+    Ok(rootfs)
+}
+
+fn is_mountpoint(path: &Path) -> bool {
+    let Ok(mounts) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let target = path.display().to_string();
+    mounts
+        .lines()
+        .any(|l| l.split_whitespace().nth(4) == Some(target.as_str()))
+}
+
+/// Unmounts a container's root filesystem and removes its directories.
+pub fn remove_rootfs(dir: &Path) -> Result<()> {
+    let rootfs = dir.join("rootfs");
+    if is_mountpoint(&rootfs) {
+        nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH).map_err(|e| {
+            Error::Command {
+                command: format!("umount {}", rootfs.display()),
+                message: e.to_string(),
+            }
+        })?;
+    }
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(dir, e)),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn command_and_args_follow_kubernetes_rules() {
+        let (ep, cmd) = (s(&["/kuard"]), s(&["--debug"]));
+        assert_eq!(
+            merge_command(&ep, &cmd, None, None),
+            s(&["/kuard", "--debug"])
+        );
+        assert_eq!(
+            merge_command(&ep, &cmd, None, Some(&s(&["--address", ":8081"]))),
+            s(&["/kuard", "--address", ":8081"])
+        );
+        assert_eq!(
+            merge_command(&ep, &cmd, Some(&s(&["sh"])), None),
+            s(&["sh"])
+        );
+        assert_eq!(
+            merge_command(&ep, &cmd, Some(&s(&["sh"])), Some(&s(&["-c", "x"]))),
+            s(&["sh", "-c", "x"])
+        );
+    }
+
+    #[test]
+    fn container_env_overrides_the_image() {
+        let env = merge_env(
+            &s(&["PATH=/bin", "A=1"]),
+            &[("A".into(), "2".into()), ("B".into(), "3".into())],
+        );
+        assert_eq!(env, s(&["PATH=/bin", "A=2", "B=3"]));
+    }
+
+    #[test]
+    fn limits_from_resources() {
+        let l = Limits::from_resources(Some(500), Some(2000), Some(256_000_000));
+        assert_eq!(
+            l,
+            Limits {
+                memory_bytes: Some(256_000_000),
+                cpu_shares: Some(512),
+                cpu_quota: Some(200_000)
+            }
+        );
+        assert_eq!(Limits::from_resources(None, None, None).cpu_shares, Some(2));
+    }
+
+    #[test]
+    fn config_passes_the_oci_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let sandbox = Sandbox {
+            id: "p".into(),
+            dir: dir.path().into(),
+            netns: "kl-p".into(),
+            ip: "10.42.0.2".into(),
+            pause_pid: 1,
+            hostname: "p".into(),
+        };
+        let spec = BundleSpec {
+            rootfs: &dir.path().join("rootfs"),
+            args: s(&["/kuard"]),
+            env: s(&["PATH=/bin"]),
+            cwd: "/".into(),
+            uid: 0,
+            gid: 0,
+            sandbox: &sandbox,
+            cgroups_path: "/kubelite/pod-p/c".into(),
+            limits: Limits::from_resources(None, None, Some(256_000_000)),
+            mounts: vec![],
+        };
+        write_config(dir.path(), &spec).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap())
+                .unwrap();
+        assert_eq!(v["linux"]["resources"]["memory"]["limit"], 256_000_000);
+        assert_eq!(v["linux"]["namespaces"][2]["path"], "/run/netns/kl-p");
+    }
+}

@@ -1,0 +1,331 @@
+//! Pod sandboxes: the network namespace every container of a pod shares (pinned on disk under
+//! `/run/netns`, wired by the real CNI plugins: loopback, then bridge + host-local), the UTS and IPC
+//! namespaces held by a pause process, and the pod's `/etc/hosts`, `/etc/hostname` and
+//! `/etc/resolv.conf`.
+//!
+//! A sandbox is described by a small JSON record in its directory, so an agent that restarts finds
+//! it again and tears it down with the same CNI configuration that set it up.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// How pods are wired on this node.
+#[derive(Clone, Debug)]
+pub struct NetworkConfig {
+    /// The Linux bridge pods attach to (unique per agent on a machine).
+    pub bridge: String,
+    /// The pod subnet, e.g. `10.42.0.0/24`.
+    pub subnet: String,
+    /// Where the CNI plugins are (`/usr/lib/cni` on Debian).
+    pub cni_bin_dir: PathBuf,
+    /// Where host-local keeps its leases.
+    pub ipam_dir: PathBuf,
+}
+
+/// A running sandbox, as recorded in `<dir>/sandbox.json`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Sandbox {
+    pub id: String,
+    pub dir: PathBuf,
+    pub netns: String,
+    pub ip: String,
+    pub pause_pid: i32,
+    pub hostname: String,
+}
+
+impl Sandbox {
+    pub fn netns_path(&self) -> PathBuf {
+        Path::new("/run/netns").join(&self.netns)
+    }
+    pub fn ipc_path(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/ns/ipc", self.pause_pid))
+    }
+    pub fn uts_path(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/ns/uts", self.pause_pid))
+    }
+
+    /// Reads the record of a sandbox made earlier (e.g. before the agent restarted).
+    pub fn load(dir: &Path) -> Result<Option<Sandbox>> {
+        let path = dir.join("sandbox.json");
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(path, e)),
+        }
+    }
+
+    /// Whether the pause process still holds the namespaces.
+    pub fn alive(&self) -> bool {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pause_pid), None).is_ok()
+            && self.netns_path().exists()
+    }
+}
+
+fn run(cmd: &mut Command) -> Result<String> {
+    let rendered = format!("{cmd:?}");
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Error::Command {
+            command: rendered.clone(),
+            message: e.to_string(),
+        })?;
+    if !out.status.success() {
+        return Err(Error::Command {
+            command: rendered,
+            message: format!(
+                "{} {}",
+                String::from_utf8_lossy(&out.stderr).trim(),
+                String::from_utf8_lossy(&out.stdout).trim()
+            ),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn bridge_conf(cfg: &NetworkConfig) -> serde_json::Value {
+    serde_json::json!({
+        "cniVersion": "1.0.0",
+        "name": "kubelite",
+        "type": "bridge",
+        "bridge": cfg.bridge,
+        "isGateway": true,
+        "ipMasq": false,
+        "hairpinMode": true,
+        "ipam": {
+            "type": "host-local",
+            "ranges": [[{"subnet": cfg.subnet}]],
+            "routes": [{"dst": "0.0.0.0/0"}],
+            "dataDir": cfg.ipam_dir,
+        },
+    })
+}
+
+fn loopback_conf() -> serde_json::Value {
+    serde_json::json!({"cniVersion": "1.0.0", "name": "lo", "type": "loopback"})
+}
+
+/// Runs one CNI plugin and returns its result JSON.
+fn cni(
+    cfg: &NetworkConfig,
+    command: &str,
+    plugin: &str,
+    conf: &serde_json::Value,
+    id: &str,
+    netns: &Path,
+    ifname: &str,
+) -> Result<String> {
+    let binary = cfg.cni_bin_dir.join(plugin);
+    let rendered = format!("CNI {command} {} ({ifname})", binary.display());
+    let mut child = Command::new(&binary)
+        .env("CNI_COMMAND", command)
+        .env("CNI_CONTAINERID", id)
+        .env("CNI_NETNS", netns)
+        .env("CNI_IFNAME", ifname)
+        .env("CNI_PATH", &cfg.cni_bin_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::Command {
+            command: rendered.clone(),
+            message: e.to_string(),
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(conf.to_string().as_bytes());
+    }
+    let out = child.wait_with_output().map_err(|e| Error::Command {
+        command: rendered.clone(),
+        message: e.to_string(),
+    })?;
+    if !out.status.success() {
+        return Err(Error::Command {
+            command: rendered,
+            message: format!(
+                "{} {}",
+                String::from_utf8_lossy(&out.stdout).trim(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn write(path: &Path, contents: &str) -> Result<()> {
+    std::fs::write(path, contents).map_err(|e| Error::io(path, e))
+}
+
+/// Creates a sandbox for pod `id` in `dir`: netns, CNI, pause process, /etc files.
+/// `pause` is the command that becomes the pause process (it must accept
+/// `--hostname H --netns PATH --pidfile FILE` and fork itself into the background).
+pub fn create(
+    cfg: &NetworkConfig,
+    id: &str,
+    hostname: &str,
+    dir: &Path,
+    pause: &[String],
+) -> Result<Sandbox> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    std::fs::create_dir_all(&cfg.ipam_dir).map_err(|e| Error::io(&cfg.ipam_dir, e))?;
+    let netns = format!("kl-{}", &id[..id.len().min(20)]);
+    let netns_path = Path::new("/run/netns").join(&netns);
+    if !netns_path.exists() {
+        run(Command::new("ip").args(["netns", "add", &netns]))?;
+    }
+    let result = (|| -> Result<Sandbox> {
+        cni(
+            cfg,
+            "ADD",
+            "loopback",
+            &loopback_conf(),
+            id,
+            &netns_path,
+            "lo",
+        )?;
+        let added = cni(
+            cfg,
+            "ADD",
+            "bridge",
+            &bridge_conf(cfg),
+            id,
+            &netns_path,
+            "eth0",
+        )?;
+        let parsed: serde_json::Value = serde_json::from_str(&added)?;
+        let ip = parsed["ips"][0]["address"]
+            .as_str()
+            .and_then(|a| a.split('/').next())
+            .ok_or_else(|| Error::Command {
+                command: "CNI ADD bridge".into(),
+                message: format!("no IP in the result: {added}"),
+            })?
+            .to_string();
+        let pidfile = dir.join("pause.pid");
+        let _ = std::fs::remove_file(&pidfile);
+        let (program, args) = pause.split_first().ok_or_else(|| Error::Command {
+            command: "pause".into(),
+            message: "no pause command".into(),
+        })?;
+        let status = Command::new(program)
+            .args(args)
+            .arg("--hostname")
+            .arg(hostname)
+            .arg("--netns")
+            .arg(&netns_path)
+            .arg("--pidfile")
+            .arg(&pidfile)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| Error::Command {
+                command: program.clone(),
+                message: e.to_string(),
+            })?;
+        if !status.success() {
+            return Err(Error::Command {
+                command: format!("{program} pause"),
+                message: format!("exited with {status}"),
+            });
+        }
+        let pause_pid: i32 = std::fs::read_to_string(&pidfile)
+            .map_err(|e| Error::io(&pidfile, e))?
+            .trim()
+            .parse()
+            .map_err(|_| Error::Command {
+                command: "pause".into(),
+                message: "bad pid file".into(),
+            })?;
+        write(&dir.join("hostname"), &format!("{hostname}\n"))?;
+        write(
+            &dir.join("hosts"),
+            &format!("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{ip}\t{hostname}\n"),
+        )?;
+        let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        write(&dir.join("resolv.conf"), &resolv)?;
+        let sandbox = Sandbox {
+            id: id.to_string(),
+            dir: dir.to_path_buf(),
+            netns: netns.clone(),
+            ip,
+            pause_pid,
+            hostname: hostname.to_string(),
+        };
+        write(&dir.join("sandbox.json"), &serde_json::to_string(&sandbox)?)?;
+        Ok(sandbox)
+    })();
+    if result.is_err() {
+        let _ = teardown_network(cfg, id, &netns);
+    }
+    result
+}
+
+fn teardown_network(cfg: &NetworkConfig, id: &str, netns: &str) -> Result<()> {
+    let path = Path::new("/run/netns").join(netns);
+    // DEL in reverse order; both are idempotent. Loopback last: its DEL downs lo.
+    let bridge = cni(cfg, "DEL", "bridge", &bridge_conf(cfg), id, &path, "eth0");
+    let lo = cni(cfg, "DEL", "loopback", &loopback_conf(), id, &path, "lo");
+    if path.exists() {
+        run(Command::new("ip").args(["netns", "delete", netns]))?;
+    }
+    bridge.and(lo).map(|_| ())
+}
+
+/// Stops the pause process, releases the IP and removes the netns and the sandbox record.
+pub fn destroy(cfg: &NetworkConfig, sandbox: &Sandbox) -> Result<()> {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sandbox.pause_pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    teardown_network(cfg, &sandbox.id, &sandbox.netns)?;
+    let _ = std::fs::remove_dir_all(&sandbox.dir);
+    Ok(())
+}
+
+/// Removes the bridge once no pod uses it (CNI DEL never does).
+pub fn remove_bridge(cfg: &NetworkConfig) -> Result<()> {
+    if Path::new("/sys/class/net").join(&cfg.bridge).exists() {
+        run(Command::new("ip").args(["link", "delete", &cfg.bridge]))?;
+    }
+    Ok(())
+}
+
+/// The pause process: joins the pod's netns, takes new UTS and IPC namespaces, sets the pod's
+/// hostname, forks into the background (writing its pid to `pidfile`) and then sleeps forever,
+/// reaping whatever is re-parented to it. Call it before any threads are started.
+pub fn pause_main(hostname: &str, netns: &Path, pidfile: &Path) -> std::result::Result<(), String> {
+    use nix::sched::{setns, unshare, CloneFlags};
+    use nix::unistd::{fork, setsid, ForkResult};
+    let ns = std::fs::File::open(netns).map_err(|e| format!("{}: {e}", netns.display()))?;
+    setns(&ns, CloneFlags::CLONE_NEWNET).map_err(|e| format!("setns: {e}"))?;
+    unshare(CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC)
+        .map_err(|e| format!("unshare: {e}"))?;
+    nix::unistd::sethostname(hostname).map_err(|e| format!("sethostname: {e}"))?;
+    // SAFETY-free: fork in a process that has not started threads.
+    match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
+        ForkResult::Parent { child } => {
+            std::fs::write(pidfile, child.as_raw().to_string())
+                .map_err(|e| format!("{}: {e}", pidfile.display()))?;
+            Ok(())
+        }
+        ForkResult::Child => {
+            let _ = setsid();
+            let _ = std::env::set_current_dir("/");
+            loop {
+                nix::unistd::pause();
+                while let Ok(status) =
+                    nix::sys::wait::waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG))
+                {
+                    if status == nix::sys::wait::WaitStatus::StillAlive {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
