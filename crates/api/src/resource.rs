@@ -80,6 +80,13 @@ pub static RESOURCES: &[Resource] = &[
                 verbs: &["create"],
             },
             Subresource {
+                name: "log",
+                kind: "Pod",
+                group: "",
+                version: "v1",
+                verbs: &["get"],
+            },
+            Subresource {
                 name: "status",
                 kind: "Pod",
                 group: "",

@@ -16,6 +16,7 @@ pub mod cache;
 pub mod discovery;
 pub mod http;
 pub mod metrics;
+pub mod node_proxy;
 pub mod openapi;
 pub mod pki;
 pub mod protobuf;

@@ -28,6 +28,7 @@ pub struct Pki {
     pub ca: CertPair,
     pub serving: CertPair,
     pub admin: CertPair,
+    pub kubelet_client: CertPair,
     /// The token node agents join with.
     pub node_token: String,
 }
@@ -171,30 +172,26 @@ impl Pki {
             pair
         };
 
-        let admin = if p("admin.crt").exists() && p("admin.key").exists() {
-            CertPair {
-                cert_pem: read(&p("admin.crt"))?,
-                key_pem: read(&p("admin.key"))?,
+        let client_cert = |file: &str, cn: &str| -> Result<CertPair, Error> {
+            let (crt, key_path) = (p(&format!("{file}.crt")), p(&format!("{file}.key")));
+            if crt.exists() && key_path.exists() {
+                return Ok(CertPair { cert_pem: read(&crt)?, key_pem: read(&key_path)? });
             }
-        } else {
             let key = KeyPair::generate()?;
             let mut params = CertificateParams::new(Vec::<String>::new())?;
-            params.distinguished_name = name("system:admin", Some("system:masters"));
-            params.key_usages = vec![
-                KeyUsagePurpose::DigitalSignature,
-                KeyUsagePurpose::KeyEncipherment,
-            ];
+            params.distinguished_name = name(cn, Some("system:masters"));
+            params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
             params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
             set_validity(&mut params);
             let cert = params.signed_by(&key, &issuer)?;
-            let pair = CertPair {
-                cert_pem: cert.pem(),
-                key_pem: key.serialize_pem(),
-            };
-            write_private(&p("admin.key"), &pair.key_pem)?;
-            write_private(&p("admin.crt"), &pair.cert_pem)?;
-            pair
+            let pair = CertPair { cert_pem: cert.pem(), key_pem: key.serialize_pem() };
+            write_private(&key_path, &pair.key_pem)?;
+            write_private(&crt, &pair.cert_pem)?;
+            Ok(pair)
         };
+        let admin = client_cert("admin", "system:admin")?;
+        // What the API server presents to node agents when it proxies logs to them.
+        let kubelet_client = client_cert("kubelet-client", "kube-apiserver-kubelet-client")?;
 
         let token_path = p("node-token");
         let ca_hash = hex::encode(sha2::Sha256::digest(ca.cert_pem.as_bytes()));
@@ -216,6 +213,7 @@ impl Pki {
             ca,
             serving,
             admin,
+            kubelet_client,
             node_token,
         })
     }

@@ -346,6 +346,7 @@ async fn serve_resource(
     let result = match (&method, target.name.is_some(), sub) {
         _ if is_watch => crate::watch::watch(server, &target, &q, wants).await,
         (&Method::GET, false, None) => rest::list(server, &target, &q, wants).await,
+        (&Method::GET, true, Some("log")) => crate::node_proxy::logs(server, &target, &q).await,
         (&Method::GET, true, None | Some("status")) => rest::get(server, &target, &q, wants).await,
         (&Method::POST, false, None) => rest::create(server, &target, &q, ct, body, wants).await,
         (&Method::POST, true, Some("binding")) => rest::bind(server, &target, ct, body).await,

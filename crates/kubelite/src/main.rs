@@ -43,6 +43,9 @@ struct PodNetwork {
     /// The OCI runtime binary (crun; runc is used when crun is missing).
     #[arg(long, default_value = "crun")]
     oci_runtime: String,
+    /// The port of the node's HTTPS server (container logs).
+    #[arg(long, default_value_t = 10250)]
+    kubelet_port: u16,
 }
 
 impl PodNetwork {
@@ -50,6 +53,7 @@ impl PodNetwork {
         &self,
         node_name: String,
         data_dir: &std::path::Path,
+        ca_pem: String,
     ) -> anyhow::Result<node::Config> {
         let state_dir = data_dir.join("agent");
         let exe = std::env::current_exe().context("finding this binary for the pause process")?;
@@ -64,6 +68,8 @@ impl PodNetwork {
             },
             pause: vec![exe.display().to_string(), "pause".into()],
             oci_runtime: self.oci_runtime.clone(),
+            kubelet_port: self.kubelet_port,
+            ca_pem,
             state_dir,
         })
     }
@@ -227,7 +233,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             tokio::spawn(controllers::node_lifecycle::run(client.clone(), lifecycle));
             if !disable_agent {
-                let config = pods.node_config(node_name.unwrap_or_else(hostname), &data_dir)?;
+                let ca = running.server.pki.ca.cert_pem.clone();
+                let config = pods.node_config(node_name.unwrap_or_else(hostname), &data_dir, ca)?;
                 tokio::spawn(async move {
                     if let Err(err) = node::run(client, config).await {
                         tracing::error!(%err, "the node agent stopped");
@@ -258,10 +265,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             std::fs::create_dir_all(&data_dir)
                 .with_context(|| format!("creating {}", data_dir.display()))?;
-            let client = node::join::client(&server, &token)
+            let (client, ca) = node::join::client(&server, &token)
                 .await
                 .context("joining the cluster")?;
-            let config = pods.node_config(node_name.unwrap_or_else(hostname), &data_dir)?;
+            let config = pods.node_config(node_name.unwrap_or_else(hostname), &data_dir, ca)?;
             tracing::info!(%server, node = %config.node_name, "node agent starting");
             tokio::select! {
                 res = node::run(client, config) => res.context("node agent"),

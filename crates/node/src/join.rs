@@ -32,8 +32,8 @@ async fn client_from(yaml: &str) -> Result<kube::Client, JoinError> {
     kube::Client::try_from(config).map_err(|e| JoinError::Config(e.to_string()))
 }
 
-/// A client for `server` (`https://host:port`) authenticated by `token`.
-pub async fn client(server: &str, token: &str) -> Result<kube::Client, JoinError> {
+/// A client for `server` (`https://host:port`) authenticated by `token`, and the cluster CA.
+pub async fn client(server: &str, token: &str) -> Result<(kube::Client, String), JoinError> {
     let hash = token
         .strip_prefix("K10")
         .and_then(|t| t.split_once("::"))
@@ -59,10 +59,6 @@ pub async fn client(server: &str, token: &str) -> Result<kube::Client, JoinError
     }
     let ca_b64 = base64::engine::general_purpose::STANDARD.encode(ca.as_bytes());
     let tls = format!("    certificate-authority-data: {ca_b64}\n");
-    client_from(&kubeconfig_yaml(
-        server,
-        &tls,
-        &format!("    token: {token}\n"),
-    ))
-    .await
+    let client = client_from(&kubeconfig_yaml(server, &tls, &format!("    token: {token}\n"))).await?;
+    Ok((client, ca))
 }

@@ -8,7 +8,9 @@
 
 pub mod host;
 pub mod join;
+pub mod logs;
 pub mod pods;
+pub mod server;
 
 use std::time::Duration;
 
@@ -38,6 +40,10 @@ pub struct Config {
     pub pause: Vec<String>,
     /// The preferred OCI runtime binary (`crun`).
     pub oci_runtime: String,
+    /// The port of the node's HTTPS server (logs), 10250 by default.
+    pub kubelet_port: u16,
+    /// The cluster CA; only clients it signed may use the node's server.
+    pub ca_pem: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +58,7 @@ pub enum Error {
     },
 }
 
-fn node_object(name: &str, host: &host::Host) -> serde_json::Value {
+fn node_object(name: &str, host: &host::Host, kubelet_port: u16) -> serde_json::Value {
     let now = Time(Timestamp::now());
     let condition = |type_: &str, status: &str, reason: &str, message: &str| {
         json!({"type": type_, "status": status, "reason": reason, "message": message,
@@ -91,7 +97,7 @@ fn node_object(name: &str, host: &host::Host) -> serde_json::Value {
                 condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
                 condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
             ],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}},
             "nodeInfo": {
                 "machineID": host.machine_id,
                 "systemUUID": host.machine_id,
@@ -112,7 +118,7 @@ fn node_object(name: &str, host: &host::Host) -> serde_json::Value {
 pub async fn register(client: &kube::Client, config: &Config) -> Result<(), Error> {
     let host = host::Host::read();
     let api: Api<Node> = Api::all(client.clone());
-    let object = node_object(&config.node_name, &host);
+    let object = node_object(&config.node_name, &host, config.kubelet_port);
     let err = |source| Error::Register {
         node: config.node_name.clone(),
         source,
@@ -273,6 +279,17 @@ pub async fn run(client: kube::Client, config: Config) -> Result<(), Error> {
         network: config.network.clone(),
         pause: config.pause.clone(),
         recorder,
+    });
+    let server = std::sync::Arc::new(server::NodeServer {
+        logs_dir: config.state_dir.join("logs"),
+        exits_dir: config.state_dir.join("runtime").join("exits"),
+    });
+    let addr = std::net::SocketAddr::from(([0, 0, 0, 0], config.kubelet_port));
+    let (name, ca) = (config.node_name.clone(), config.ca_pem.clone());
+    tokio::spawn(async move {
+        if let Err(err) = server::serve(addr, name, ca, server).await {
+            tracing::error!(%err, "the node server stopped");
+        }
     });
     run_pods(node).await;
     Ok(())

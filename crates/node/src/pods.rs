@@ -342,7 +342,13 @@ async fn start_container(
     field: Option<String>,
 ) {
     let image_ref = c.image.clone().unwrap_or_default();
-    let image = match node.images.resolve(&image_ref) {
+    // The first resolve of an image unpacks its layers: keep that off the async threads.
+    let resolver = node.clone();
+    let wanted = image_ref.clone();
+    let resolved = tokio::task::spawn_blocking(move || resolver.images.resolve(&wanted))
+        .await
+        .unwrap_or_else(|e| Err(runtime::Error::Command { command: "resolve".into(), message: e.to_string() }));
+    let image = match resolved {
         Ok(i) => i,
         Err(err) => {
             let policy = c.image_pull_policy.clone().unwrap_or_default();
