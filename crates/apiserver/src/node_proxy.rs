@@ -24,13 +24,30 @@ use crate::Server;
 struct AnyServerCert(Arc<rustls::crypto::CryptoProvider>);
 
 impl ServerCertVerifier for AnyServerCert {
-    fn verify_server_cert(&self, _: &CertificateDer<'_>, _: &[CertificateDer<'_>], _: &ServerName<'_>, _: &[u8], _: UnixTime) -> Result<ServerCertVerified, rustls::Error> {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
         Ok(ServerCertVerified::assertion())
     }
-    fn verify_tls12_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
     }
-    fn verify_tls13_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -45,10 +62,17 @@ fn bad_request(message: String) -> ApiError {
 /// Which container's logs, checked as kube-apiserver checks them.
 fn pick_container(pod: &Value, wanted: Option<&str>) -> Result<String, ApiError> {
     let name = pod["metadata"]["name"].as_str().unwrap_or("");
-    let containers: Vec<&str> = pod["spec"]["containers"].as_array().into_iter().flatten().filter_map(|c| c["name"].as_str()).collect();
+    let containers: Vec<&str> = pod["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
     match wanted.filter(|w| !w.is_empty()) {
         Some(w) if containers.contains(&w) => Ok(w.to_string()),
-        Some(w) => Err(bad_request(format!("container {w} is not valid for pod {name}"))),
+        Some(w) => Err(bad_request(format!(
+            "container {w} is not valid for pod {name}"
+        ))),
         None if containers.len() == 1 => Ok(containers[0].to_string()),
         None => Err(bad_request(format!(
             "a container name must be specified for pod {name}, choose one of: [{}]",
@@ -57,10 +81,16 @@ fn pick_container(pod: &Value, wanted: Option<&str>) -> Result<String, ApiError>
     }
 }
 
-async fn send(server: &Server, addr: &str, path_and_query: &str) -> Result<http::Response<hyper::body::Incoming>, ApiError> {
+async fn send(
+    server: &Server,
+    addr: &str,
+    path_and_query: &str,
+) -> Result<http::Response<hyper::body::Incoming>, ApiError> {
     let pki = &server.pki;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let certs = rustls_pemfile::certs(&mut pki.kubelet_client.cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>().map_err(|e| ApiError::internal(e.to_string()))?;
+    let certs = rustls_pemfile::certs(&mut pki.kubelet_client.cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::internal(e.to_string()))?;
     let key = rustls_pemfile::private_key(&mut pki.kubelet_client.key_pem.as_bytes())
         .map_err(|e| ApiError::internal(e.to_string()))?
         .ok_or_else(|| ApiError::internal("no kubelet client key"))?;
@@ -72,37 +102,59 @@ async fn send(server: &Server, addr: &str, path_and_query: &str) -> Result<http:
         .with_client_auth_cert(certs, key)
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let unavailable = |e: String| {
-        let mut err = ApiError::new(500, "InternalError", format!("Internal error occurred: error dialing node agent at {addr}: {e}"));
+        let mut err = ApiError::new(
+            500,
+            "InternalError",
+            format!("Internal error occurred: error dialing node agent at {addr}: {e}"),
+        );
         err.code = 500;
         err
     };
-    let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| unavailable(e.to_string()))?;
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
     let name = ServerName::try_from("kubelet").map_err(|e| ApiError::internal(e.to_string()))?;
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.map_err(|e| unavailable(e.to_string()))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.map_err(|e| unavailable(e.to_string()))?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
     tokio::spawn(conn);
     let req = http::Request::get(path_and_query)
         .header(http::header::HOST, addr)
         .body(Body::empty())
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    sender.send_request(req).await.map_err(|e| unavailable(e.to_string()))
+    sender
+        .send_request(req)
+        .await
+        .map_err(|e| unavailable(e.to_string()))
 }
 
 /// GET `pods/{name}/log`.
 pub async fn logs(server: &Arc<Server>, target: &Target, q: &Query) -> Result<Response, ApiError> {
     consistent(server).await?;
-    let key = target.resource.key(target.namespace.as_deref(), target.name.as_deref().unwrap_or(""));
+    let key = target.resource.key(
+        target.namespace.as_deref(),
+        target.name.as_deref().unwrap_or(""),
+    );
     let pod = server
         .cache
         .get(&key)
         .map(|c| c.value())
         .ok_or_else(|| ApiError::not_found("", "pods", target.name.as_deref().unwrap_or("")))?;
     let pod_name = pod["metadata"]["name"].as_str().unwrap_or("").to_string();
-    let namespace = pod["metadata"]["namespace"].as_str().unwrap_or("").to_string();
+    let namespace = pod["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     let container = pick_container(&pod, q.get("container"))?;
     let node_name = pod["spec"]["nodeName"].as_str().unwrap_or("");
     if node_name.is_empty() {
-        return Err(bad_request(format!("pod {pod_name} does not have a host assigned")));
+        return Err(bad_request(format!(
+            "pod {pod_name} does not have a host assigned"
+        )));
     }
     let previous = q.flag("previous");
     let status = pod["status"]["containerStatuses"]
@@ -110,23 +162,44 @@ pub async fn logs(server: &Arc<Server>, target: &Target, q: &Query) -> Result<Re
         .and_then(|s| s.iter().find(|c| c["name"] == container.as_str()))
         .cloned()
         .unwrap_or(Value::Null);
-    let never_ran = status["state"]["running"].is_null() && status["state"]["terminated"].is_null() && status["lastState"]["terminated"].is_null();
+    let never_ran = status["state"]["running"].is_null()
+        && status["state"]["terminated"].is_null()
+        && status["lastState"]["terminated"].is_null();
     if never_ran && !previous {
-        let reason = status["state"]["waiting"]["reason"].as_str().unwrap_or("ContainerCreating");
-        return Err(bad_request(format!("container \"{container}\" in pod \"{pod_name}\" is waiting to start: {reason}")));
+        let reason = status["state"]["waiting"]["reason"]
+            .as_str()
+            .unwrap_or("ContainerCreating");
+        return Err(bad_request(format!(
+            "container \"{container}\" in pod \"{pod_name}\" is waiting to start: {reason}"
+        )));
     }
-    let node_key = api::resource::find("", "v1", "nodes").map(|r| r.key(None, node_name)).unwrap_or_default();
-    let node = server.cache.get(&node_key).map(|c| c.value()).ok_or_else(|| bad_request(format!("node {node_name} is not registered")))?;
+    let node_key = api::resource::find("", "v1", "nodes")
+        .map(|r| r.key(None, node_name))
+        .unwrap_or_default();
+    let node = server
+        .cache
+        .get(&node_key)
+        .map(|c| c.value())
+        .ok_or_else(|| bad_request(format!("node {node_name} is not registered")))?;
     let ip = node["status"]["addresses"]
         .as_array()
         .and_then(|a| a.iter().find(|x| x["type"] == "InternalIP"))
         .and_then(|x| x["address"].as_str())
         .unwrap_or("127.0.0.1")
         .to_string();
-    let port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"].as_u64().unwrap_or(10250);
+    let port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
+        .as_u64()
+        .unwrap_or(10250);
     let query = {
         let mut query = form_urlencoded::Serializer::new(String::new());
-        for k in ["follow", "previous", "tailLines", "timestamps", "limitBytes", "sinceSeconds"] {
+        for k in [
+            "follow",
+            "previous",
+            "tailLines",
+            "timestamps",
+            "limitBytes",
+            "sinceSeconds",
+        ] {
             if let Some(v) = q.get(k) {
                 query.append_pair(k, v);
             }
@@ -140,11 +213,21 @@ pub async fn logs(server: &Arc<Server>, target: &Target, q: &Query) -> Result<Re
     let resp = send(server, &format!("{ip}:{port}"), &path).await?;
     let code = resp.status().as_u16();
     if code != 200 {
-        let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-        return Err(bad_request(String::from_utf8_lossy(&body).trim().to_string()));
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        return Err(bad_request(
+            String::from_utf8_lossy(&body).trim().to_string(),
+        ));
     }
     let mut out = Response::new(Body::new(resp.into_body()));
-    out.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain"));
+    out.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain"),
+    );
     Ok(out)
 }
 
@@ -160,7 +243,8 @@ mod tests {
         assert_eq!(err.message, "a container name must be specified for pod duplicate-containers, choose one of: [one two]");
         assert_eq!(pick_container(&pod, Some("two")).unwrap(), "two");
         assert_eq!(pick_container(&pod, Some("three")).unwrap_err().code, 400);
-        let single = json!({"metadata": {"name": "k"}, "spec": {"containers": [{"name": "kuard"}]}});
+        let single =
+            json!({"metadata": {"name": "k"}, "spec": {"containers": [{"name": "kuard"}]}});
         assert_eq!(pick_container(&single, None).unwrap(), "kuard");
     }
 }

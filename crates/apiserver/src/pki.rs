@@ -175,16 +175,25 @@ impl Pki {
         let client_cert = |file: &str, cn: &str| -> Result<CertPair, Error> {
             let (crt, key_path) = (p(&format!("{file}.crt")), p(&format!("{file}.key")));
             if crt.exists() && key_path.exists() {
-                return Ok(CertPair { cert_pem: read(&crt)?, key_pem: read(&key_path)? });
+                return Ok(CertPair {
+                    cert_pem: read(&crt)?,
+                    key_pem: read(&key_path)?,
+                });
             }
             let key = KeyPair::generate()?;
             let mut params = CertificateParams::new(Vec::<String>::new())?;
             params.distinguished_name = name(cn, Some("system:masters"));
-            params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+            params.key_usages = vec![
+                KeyUsagePurpose::DigitalSignature,
+                KeyUsagePurpose::KeyEncipherment,
+            ];
             params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
             set_validity(&mut params);
             let cert = params.signed_by(&key, &issuer)?;
-            let pair = CertPair { cert_pem: cert.pem(), key_pem: key.serialize_pem() };
+            let pair = CertPair {
+                cert_pem: cert.pem(),
+                key_pem: key.serialize_pem(),
+            };
             write_private(&key_path, &pair.key_pem)?;
             write_private(&crt, &pair.cert_pem)?;
             Ok(pair)

@@ -59,6 +59,11 @@ pub async fn client(server: &str, token: &str) -> Result<(kube::Client, String),
     }
     let ca_b64 = base64::engine::general_purpose::STANDARD.encode(ca.as_bytes());
     let tls = format!("    certificate-authority-data: {ca_b64}\n");
-    let client = client_from(&kubeconfig_yaml(server, &tls, &format!("    token: {token}\n"))).await?;
+    let client = client_from(&kubeconfig_yaml(
+        server,
+        &tls,
+        &format!("    token: {token}\n"),
+    ))
+    .await?;
     Ok((client, ca))
 }

@@ -14,17 +14,23 @@ pub struct Options {
 
 /// Renders CRI log content as the user sees it.
 pub fn render(content: &str, opts: &Options) -> String {
-    let since = opts.since_seconds.map(|s| k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(s));
+    let since = opts.since_seconds.map(|s| {
+        k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(s)
+    });
     let mut lines: Vec<String> = Vec::new();
     let mut partial = String::new();
     for raw in content.lines() {
         let mut parts = raw.splitn(4, ' ');
-        let (Some(ts), Some(_stream), Some(tag)) = (parts.next(), parts.next(), parts.next()) else {
+        let (Some(ts), Some(_stream), Some(tag)) = (parts.next(), parts.next(), parts.next())
+        else {
             continue;
         };
         let text = parts.next().unwrap_or("");
         if let Some(since) = since {
-            if ts.parse::<k8s_openapi::jiff::Timestamp>().is_ok_and(|t| t < since) {
+            if ts
+                .parse::<k8s_openapi::jiff::Timestamp>()
+                .is_ok_and(|t| t < since)
+            {
                 continue;
             }
         }
@@ -41,7 +47,10 @@ pub fn render(content: &str, opts: &Options) -> String {
     if !partial.is_empty() {
         lines.push(partial);
     }
-    let start = opts.tail_lines.map(|n| lines.len().saturating_sub(n)).unwrap_or(0);
+    let start = opts
+        .tail_lines
+        .map(|n| lines.len().saturating_sub(n))
+        .unwrap_or(0);
     let mut out: String = lines[start..].concat();
     if let Some(limit) = opts.limit_bytes {
         if out.len() > limit {
@@ -57,7 +66,13 @@ pub fn render(content: &str, opts: &Options) -> String {
 
 /// The log directory of a pod's container: `<logs>/<ns>_<pod>_<uid>/<container>`, the newest if
 /// the name was reused.
-pub fn container_dir(logs: &Path, namespace: &str, pod: &str, uid: Option<&str>, container: &str) -> Option<PathBuf> {
+pub fn container_dir(
+    logs: &Path,
+    namespace: &str,
+    pod: &str,
+    uid: Option<&str>,
+    container: &str,
+) -> Option<PathBuf> {
     let prefix = format!("{namespace}_{pod}_");
     let mut dirs: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(logs)
         .ok()?
@@ -66,7 +81,12 @@ pub fn container_dir(logs: &Path, namespace: &str, pod: &str, uid: Option<&str>,
             let name = e.file_name().to_string_lossy().into_owned();
             name.starts_with(&prefix) && uid.is_none_or(|u| name.ends_with(u))
         })
-        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path().join(container))))
+        .filter_map(|e| {
+            Some((
+                e.metadata().ok()?.modified().ok()?,
+                e.path().join(container),
+            ))
+        })
         .filter(|(_, p)| p.is_dir())
         .collect();
     dirs.sort();
@@ -80,7 +100,12 @@ pub fn instances(dir: &Path) -> Vec<(i32, PathBuf)> {
         .flatten()
         .flatten()
         .filter_map(|e| {
-            let n: i32 = e.file_name().to_string_lossy().strip_suffix(".log")?.parse().ok()?;
+            let n: i32 = e
+                .file_name()
+                .to_string_lossy()
+                .strip_suffix(".log")?
+                .parse()
+                .ok()?;
             Some((n, e.path()))
         })
         .collect();
@@ -105,9 +130,25 @@ mod tests {
 
     #[test]
     fn tail_and_timestamps() {
-        let out = render(LOG, &Options { tail_lines: Some(1), timestamps: true, ..Default::default() });
-        assert_eq!(out, "2026-11-25T15:38:46.000000000+00:00 part one and two\n");
-        let limited = render(LOG, &Options { limit_bytes: Some(7), ..Default::default() });
+        let out = render(
+            LOG,
+            &Options {
+                tail_lines: Some(1),
+                timestamps: true,
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            out,
+            "2026-11-25T15:38:46.000000000+00:00 part one and two\n"
+        );
+        let limited = render(
+            LOG,
+            &Options {
+                limit_bytes: Some(7),
+                ..Default::default()
+            },
+        );
         assert_eq!(limited, "Serving");
     }
 

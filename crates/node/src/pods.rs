@@ -38,7 +38,7 @@ pub struct Node {
 }
 
 /// One container instance the worker started.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct Instance {
     id: String,
     restart: i32,
@@ -121,6 +121,15 @@ pub async fn worker(node: Arc<Node>, mut updates: watch::Receiver<Pod>) {
     let mut tracks: HashMap<String, ContainerTrack> = HashMap::new();
     let mut sandbox: Option<Sandbox> = None;
     let mut last_status = Value::Null;
+    // After an agent restart: take over what is already running instead of starting it again.
+    {
+        let pod = updates.borrow().clone();
+        for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
+            if let Some(track) = adopt(&node, &pod, &c.name).await {
+                tracks.insert(c.name.clone(), track);
+            }
+        }
+    }
     loop {
         let pod = updates.borrow_and_update().clone();
         let key = format!("{}/{}", pod.namespace().unwrap_or_default(), pod.name_any());
@@ -254,6 +263,12 @@ async fn reconcile_container(
         }));
         track.current = None;
         track.running_since = None;
+        save_instance(
+            &node.pod_dir(pod),
+            &c.name,
+            &inst,
+            track.last_terminated.as_ref(),
+        );
         let rt = node.runtime.clone();
         let id = inst.id.clone();
         let _ = tokio::task::spawn_blocking(move || rt.delete(&id)).await;
@@ -324,6 +339,55 @@ async fn reconcile_container(
     start_container(node, pod, sb, c, track, field).await;
 }
 
+/// The record of a container's latest instance and how the one before it ended.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Saved {
+    instance: Instance,
+    last_terminated: Option<Value>,
+}
+
+fn save_instance(pod_dir: &Path, container: &str, instance: &Instance, last: Option<&Value>) {
+    let saved = Saved {
+        instance: instance.clone(),
+        last_terminated: last.cloned(),
+    };
+    let path = pod_dir.join(format!("{container}.json"));
+    if let Ok(bytes) = serde_json::to_vec(&saved) {
+        let tmp = path.with_extension("json.tmp");
+        if std::fs::write(&tmp, bytes).is_ok() {
+            let _ = std::fs::rename(&tmp, &path);
+        }
+    }
+}
+
+/// Rebuilds a container's track from what the previous agent recorded and the runtime reports.
+async fn adopt(node: &Arc<Node>, pod: &Pod, container: &str) -> Option<ContainerTrack> {
+    let path = node.pod_dir(pod).join(format!("{container}.json"));
+    let saved: Saved = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    let rt = node.runtime.clone();
+    let id = saved.instance.id.clone();
+    let state = tokio::task::spawn_blocking(move || rt.state(&id))
+        .await
+        .ok()?
+        .ok()
+        .flatten();
+    let running = state.is_some_and(|s| s.status == "running");
+    let mut track = ContainerTrack {
+        restarts: saved.instance.restart,
+        last_terminated: saved.last_terminated,
+        ..Default::default()
+    };
+    if running {
+        tracing::info!(pod = %pod.name_any(), container, id = %saved.instance.id, "adopted a running container");
+        track.current = Some(saved.instance);
+        track.running_since = Some(Instant::now());
+    } else {
+        // It stopped while no agent watched: the usual exit handling picks it up.
+        track.current = Some(saved.instance);
+    }
+    Some(track)
+}
+
 fn runtime_name(node: &Node) -> String {
     node.runtime
         .oci_runtime
@@ -347,7 +411,12 @@ async fn start_container(
     let wanted = image_ref.clone();
     let resolved = tokio::task::spawn_blocking(move || resolver.images.resolve(&wanted))
         .await
-        .unwrap_or_else(|e| Err(runtime::Error::Command { command: "resolve".into(), message: e.to_string() }));
+        .unwrap_or_else(|e| {
+            Err(runtime::Error::Command {
+                command: "resolve".into(),
+                message: e.to_string(),
+            })
+        });
     let image = match resolved {
         Ok(i) => i,
         Err(err) => {
@@ -492,12 +561,19 @@ async fn start_container(
                 field,
             )
             .await;
-            track.current = Some(Instance {
+            let instance = Instance {
                 id,
                 restart: track.restarts,
                 started_at: now_rfc3339(),
                 image_id: image.id.clone(),
-            });
+            };
+            save_instance(
+                &node.pod_dir(pod),
+                &c.name,
+                &instance,
+                track.last_terminated.as_ref(),
+            );
+            track.current = Some(instance);
             track.running_since = Some(Instant::now());
             track.waiting = None;
         }

@@ -38,13 +38,18 @@ struct LogQuery {
 }
 
 fn flag(v: &Option<String>) -> bool {
-    v.as_deref().is_some_and(|s| s != "0" && !s.eq_ignore_ascii_case("false"))
+    v.as_deref()
+        .is_some_and(|s| s != "0" && !s.eq_ignore_ascii_case("false"))
 }
 
 fn text(code: u16, body: String) -> Response {
     let mut r = Response::new(Body::from(body));
-    *r.status_mut() = http::StatusCode::from_u16(code).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
+    *r.status_mut() =
+        http::StatusCode::from_u16(code).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r
 }
 
@@ -53,8 +58,17 @@ async fn container_logs(
     Path((namespace, pod, container)): Path<(String, String, String)>,
     Query(q): Query<LogQuery>,
 ) -> Response {
-    let Some(dir) = logs::container_dir(&server.logs_dir, &namespace, &pod, q.uid.as_deref(), &container) else {
-        return text(404, format!("container \"{container}\" in pod \"{pod}\" has no logs on this node"));
+    let Some(dir) = logs::container_dir(
+        &server.logs_dir,
+        &namespace,
+        &pod,
+        q.uid.as_deref(),
+        &container,
+    ) else {
+        return text(
+            404,
+            format!("container \"{container}\" in pod \"{pod}\" has no logs on this node"),
+        );
     };
     let instances = logs::instances(&dir);
     let chosen = if flag(&q.previous) {
@@ -81,13 +95,23 @@ async fn container_logs(
     }
     // Follow: send what is there, then new lines until the instance exits.
     let exit_file = {
-        let uid_part = dir.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let uid_part = dir
+            .parent()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let uid = uid_part.rsplit('_').next().unwrap_or("").to_string();
-        server.exits_dir.join(format!("{}-{container}-{restart}", &uid[..uid.len().min(8)]))
+        server.exits_dir.join(format!(
+            "{}-{container}-{restart}",
+            &uid[..uid.len().min(8)]
+        ))
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(16);
     let mut offset = content.len();
-    let render_opts = logs::Options { tail_lines: None, ..opts };
+    let render_opts = logs::Options {
+        tail_lines: None,
+        ..opts
+    };
     tokio::spawn(async move {
         if tx.send(Ok(bytes::Bytes::from(first))).await.is_err() {
             return;
@@ -108,7 +132,10 @@ async fn container_logs(
     });
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
     let mut r = Response::new(Body::from_stream(stream));
-    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r
 }
 
@@ -118,29 +145,45 @@ async fn healthz() -> impl IntoResponse {
 
 pub fn router(server: Arc<NodeServer>) -> Router {
     Router::new()
-        .route("/containerLogs/{namespace}/{pod}/{container}", get(container_logs))
+        .route(
+            "/containerLogs/{namespace}/{pod}/{container}",
+            get(container_logs),
+        )
         .route("/healthz", get(healthz))
         .with_state(server)
 }
 
 /// A self-signed serving certificate for this node (the API server does not verify it; the node
 /// verifies the API server's client certificate).
-fn serving_cert(node_name: &str) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+fn serving_cert(
+    node_name: &str,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
     let key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
-    let params = rcgen::CertificateParams::new(vec![node_name.to_string(), "localhost".to_string()]).map_err(|e| e.to_string())?;
+    let params =
+        rcgen::CertificateParams::new(vec![node_name.to_string(), "localhost".to_string()])
+            .map_err(|e| e.to_string())?;
     let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
     let der = PrivateKeyDer::try_from(key.serialize_der()).map_err(|e| e.to_string())?;
     Ok((vec![cert.der().clone()], der))
 }
 
 /// Serves on `addr` until the process ends. `ca_pem` is the cluster CA clients must be signed by.
-pub async fn serve(addr: SocketAddr, node_name: String, ca_pem: String, server: Arc<NodeServer>) -> Result<(), String> {
+pub async fn serve(
+    addr: SocketAddr,
+    node_name: String,
+    ca_pem: String,
+    server: Arc<NodeServer>,
+) -> Result<(), String> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut roots = rustls::RootCertStore::empty();
     for c in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
-        roots.add(c.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+        roots
+            .add(c.map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
     }
-    let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots)).build().map_err(|e| e.to_string())?;
+    let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+        .build()
+        .map_err(|e| e.to_string())?;
     let (certs, key) = serving_cert(&node_name)?;
     let mut config = rustls::ServerConfig::builder()
         .with_client_cert_verifier(verifier)
@@ -148,16 +191,27 @@ pub async fn serve(addr: SocketAddr, node_name: String, ca_pem: String, server: 
         .map_err(|e| e.to_string())?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("listen on {addr}: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("listen on {addr}: {e}"))?;
     let app = router(server);
     loop {
-        let Ok((tcp, _)) = listener.accept().await else { continue };
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
         let acceptor = acceptor.clone();
         let app = app.clone();
         tokio::spawn(async move {
-            let Ok(tls) = acceptor.accept(tcp).await else { return };
-            let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| app.clone().oneshot(req.map(Body::new)));
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(tls), service).await;
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let service =
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    app.clone().oneshot(req.map(Body::new))
+                });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(tls), service)
+                .await;
         });
     }
 }
