@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh
 cargo build --release --bin kubelite
 install -m 0755 target/release/kubelite /usr/local/bin/kubelite
+# The tutorial's image, rebuilt offline; the agent imports every archive in this folder at start.
+cargo xtask demo-image
+install -D -m 0644 target/images/kuard-amd64-1.tar /var/lib/kubelite/agent/images/kuard-amd64-1.tar
 
 if pid=$(pgrep -x kubelite); then
   echo "stopping the running kubelite ($pid)"

@@ -78,10 +78,12 @@ async fn check(client: &kube::Client, config: &Config) -> Result<(), kube::Error
     let now = Timestamp::now();
     for node in nodes.list(&ListParams::default()).await? {
         let name = node.name_any();
+        // A node that has not renewed a lease yet counts from its registration.
         let renewed = lease_list
             .iter()
             .find(|l| l.name_any() == name)
-            .and_then(|l| l.spec.as_ref()?.renew_time.as_ref().map(|t| t.0));
+            .and_then(|l| l.spec.as_ref()?.renew_time.as_ref().map(|t| t.0))
+            .or_else(|| node.metadata.creation_timestamp.as_ref().map(|t| t.0));
         let mut ready = ready_status(&node);
         if expired(renewed, now, config.grace_period) && ready.as_deref() != Some("Unknown") {
             // Every condition the agent reported becomes Unknown.

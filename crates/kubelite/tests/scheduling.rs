@@ -139,6 +139,8 @@ fn an_agent_joins_with_the_token_and_a_silent_node_goes_not_ready() {
         String::from_utf8_lossy(&bad.stderr)
     );
 
+    let agent_dir = c.dir.path().join("joined");
+    let bridge = format!("kj{}", std::process::id() % 100000);
     let mut agent = Command::new(env!("CARGO_BIN_EXE_kubelite"))
         .args([
             "agent",
@@ -149,8 +151,10 @@ fn an_agent_joins_with_the_token_and_a_silent_node_goes_not_ready() {
             "--token",
             token.trim(),
         ])
+        .args(["--pod-bridge", &bridge, "--pod-cidr", "10.99.250.0/24"])
+        .args(["--kubelet-port", &free_port().to_string()])
         .arg("--data-dir")
-        .arg(c.dir.path().join("agent"))
+        .arg(&agent_dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -172,6 +176,8 @@ fn an_agent_joins_with_the_token_and_a_silent_node_goes_not_ready() {
     });
     let _ = agent.kill();
     let _ = agent.wait();
+    // The agent is gone for good in this test: remove what it started for the pod.
+    sweep_node(&agent_dir.join("agent"), &bridge);
     assert!(ready.is_some(), "the joined node becomes Ready");
     assert!(
         bound.is_some(),

@@ -154,6 +154,7 @@ pub async fn register(client: &kube::Client, config: &Config) -> Result<(), Erro
 
 /// Renews the node's lease in `kube-node-lease` every `interval`, forever.
 pub async fn heartbeat(client: kube::Client, config: Config) {
+    let nodes: Api<Node> = Api::all(client.clone());
     let api: Api<Lease> = Api::namespaced(client, "kube-node-lease");
     let name = config.node_name.clone();
     loop {
@@ -180,8 +181,38 @@ pub async fn heartbeat(client: kube::Client, config: Config) {
         if let Err(err) = result {
             tracing::warn!(%err, node = %name, "renewing the node lease failed");
         }
+        // If the control plane marked the node lost while we were away, say we are back.
+        if let Err(err) = assert_ready(&nodes, &name).await {
+            tracing::debug!(%err, node = %name, "refreshing the node's Ready condition failed");
+        }
         tokio::time::sleep(config.lease_interval).await;
     }
+}
+
+/// Sets `Ready=True` again when the node lifecycle controller marked the node unknown.
+async fn assert_ready(nodes: &Api<Node>, name: &str) -> Result<(), kube::Error> {
+    let node = nodes.get_status(name).await?;
+    let ready = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+        .map(|c| c.status.clone());
+    if ready.as_deref() == Some("True") {
+        return Ok(());
+    }
+    let now = Time(Timestamp::now());
+    let patch = json!({"status": {"conditions": [
+        {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status",
+         "lastHeartbeatTime": now, "lastTransitionTime": now},
+        {"type": "MemoryPressure", "status": "False", "reason": "KubeletHasSufficientMemory", "message": "kubelet has sufficient memory available", "lastHeartbeatTime": now, "lastTransitionTime": now},
+        {"type": "DiskPressure", "status": "False", "reason": "KubeletHasNoDiskPressure", "message": "kubelet has no disk pressure", "lastHeartbeatTime": now, "lastTransitionTime": now},
+        {"type": "PIDPressure", "status": "False", "reason": "KubeletHasSufficientPID", "message": "kubelet has sufficient PID available", "lastHeartbeatTime": now, "lastTransitionTime": now},
+    ]}});
+    nodes
+        .patch_status(name, &PatchParams::default(), &Patch::Strategic(&patch))
+        .await?;
+    Ok(())
 }
 
 /// Watches the pods bound to this node and keeps one worker per pod.

@@ -36,6 +36,49 @@ pub struct Cluster {
     pub port: u16,
     pub kubeconfig: PathBuf,
     extra_args: Vec<String>,
+    /// The pod bridge of this cluster's node agent, if it runs one.
+    pub bridge: Option<String>,
+}
+
+static CLUSTERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// The kuard demo image archive `cargo xtask demo-image` builds.
+pub fn demo_image() -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/images/kuard-amd64-1.tar");
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo xtask demo-image` (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
+/// Fails loudly when the machine cannot run containers (the project's setup provides all of it).
+pub fn require_container_host() {
+    assert!(nix_is_root(), "running pods needs root");
+    for tool in [
+        "/usr/bin/crun",
+        "/usr/bin/conmon",
+        "/usr/lib/cni/bridge",
+        "/usr/lib/cni/host-local",
+        "/usr/lib/cni/loopback",
+    ] {
+        assert!(
+            Path::new(tool).exists(),
+            "{tool} is missing: scripts/deps.sh installs it"
+        );
+    }
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
 }
 
 pub struct Out {
@@ -79,7 +122,8 @@ impl Cluster {
         Self::start_with(&[])
     }
 
-    /// Starts a server with its in-process node agent.
+    /// Starts a server with its in-process node agent, on a pod network of its own, with the demo
+    /// image ready to import.
     pub fn start_with_agent(extra: &[&str]) -> Self {
         Self::launch(extra, true)
     }
@@ -101,8 +145,31 @@ impl Cluster {
             kubeconfig: dir.path().join("kubeconfig.yaml"),
             dir,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            bridge: None,
         };
-        if !agent {
+        if agent {
+            // Tests run in parallel: every agent gets its own bridge, subnet and port.
+            let n = CLUSTERS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let pid = std::process::id();
+            let bridge = format!("kt{}x{n}", pid % 100000);
+            let cidr = format!("10.{}.{}.0/24", 100 + pid % 100, n % 250);
+            c.extra_args.extend([
+                "--pod-bridge".into(),
+                bridge.clone(),
+                "--pod-cidr".into(),
+                cidr,
+                "--kubelet-port".into(),
+                free_port().to_string(),
+                "--node-name".into(),
+                format!("node-{n}"),
+            ]);
+            c.bridge = Some(bridge);
+            let images = c.data_dir().join("agent").join("images");
+            std::fs::create_dir_all(&images).unwrap();
+            if let Ok(src) = std::fs::metadata(demo_image()).map(|_| demo_image()) {
+                std::fs::copy(src, images.join("kuard-amd64-1.tar")).unwrap();
+            }
+        } else {
             c.extra_args.push("--disable-agent".into());
         }
         c.spawn();
@@ -281,8 +348,73 @@ fn send_sigterm(pid: u32) {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        if self.bridge.is_some() && self.child.is_some() {
+            // Let the agent take every pod down, as a user would.
+            let _ = self.kubectl(&[
+                "delete",
+                "pods",
+                "--all",
+                "--all-namespaces",
+                "--timeout=60s",
+            ]);
+        }
         self.kill9();
+        if let Some(bridge) = self.bridge.take() {
+            sweep_node(&self.data_dir().join("agent"), &bridge);
+        }
     }
+}
+
+/// Removes whatever an agent with this state dir left on the machine (after a failed test).
+pub fn sweep_node(state: &Path, bridge: &str) {
+    let oci = state.join("runtime").join("oci");
+    if let Ok(out) = Command::new("crun")
+        .arg("--root")
+        .arg(&oci)
+        .args(["list", "-q"])
+        .output()
+    {
+        for id in String::from_utf8_lossy(&out.stdout).lines() {
+            let _ = Command::new("crun")
+                .arg("--root")
+                .arg(&oci)
+                .args(["delete", "--force", id])
+                .status();
+        }
+    }
+    for sandbox in leftovers(state) {
+        if let Some(pid) = sandbox["pause_pid"].as_i64() {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+        }
+        if let Some(ns) = sandbox["netns"].as_str() {
+            let _ = Command::new("ip").args(["netns", "delete", ns]).status();
+        }
+    }
+    let prefix = state.display().to_string();
+    if let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") {
+        for target in mounts
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .filter(|t| t.starts_with(&prefix))
+        {
+            let _ = Command::new("umount").arg("-l").arg(target).status();
+        }
+    }
+    let _ = Command::new("ip")
+        .args(["link", "delete", bridge])
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// The sandbox records under an agent's state dir.
+pub fn leftovers(state: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_dir(state.join("pods"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("sandbox").join("sandbox.json")).ok())
+        .filter_map(|b| serde_json::from_slice(&b).ok())
+        .collect()
 }
 
 pub const KUARD_POD: &str = "kind: Pod

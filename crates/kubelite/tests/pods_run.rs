@@ -1,0 +1,259 @@
+//! Pods run as real containers: the tutorial's kuard pod reaches Running with its own IP, its logs
+//! are served, the duplicate-containers pod crash-loops exactly as the tutorial describes, a
+//! restarted agent keeps containers running, and deleted pods leave nothing behind.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+fn wait_for_status(c: &Cluster, pod: &str, want: &str, secs: u64) -> String {
+    eventually(secs, || {
+        let out = c.kubectl(&["get", "pod", pod, "--no-headers"]);
+        out.stdout.contains(want).then(|| out.stdout.clone())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "pod {pod} never showed {want}:\n{}\n{}",
+            c.kubectl(&["describe", "pod", pod]).stdout,
+            c.log()
+                .lines()
+                .filter(|l| !l.contains("DEBUG"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })
+}
+
+const DUPLICATES: &str = "apiVersion: v1
+kind: Pod
+metadata:
+  name: duplicate-containers
+spec:
+  containers:
+    - name: one
+      image: gcr.io/kuar-demo/kuard-amd64:1
+    - name: two
+      image: gcr.io/kuar-demo/kuard-amd64:1
+";
+
+#[test]
+fn the_tutorial_pod_runs_and_answers_on_its_ip() {
+    require_container_host();
+    let c = Cluster::start_with_agent(&[]);
+    c.file("pod.yaml", KUARD_POD);
+    c.kubectl(&["create", "-f", "pod.yaml"]).ok();
+    let row = wait_for_status(&c, "kubernetes-up-and-running", "Running", 60);
+    assert!(row.contains("1/1"), "{row}");
+    let ip = c
+        .kubectl(&[
+            "get",
+            "pod",
+            "kubernetes-up-and-running",
+            "-o",
+            "jsonpath={.status.podIP}",
+        ])
+        .ok()
+        .to_string();
+    assert!(ip.starts_with("10."), "{ip}");
+    let curl = Command::new("curl")
+        .args(["-s", "-m", "5", &format!("http://{ip}:8080/healthy")])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&curl.stdout), "ok");
+    let logs = c.kubectl(&["logs", "kubernetes-up-and-running"]);
+    assert!(
+        logs.ok().contains("Serving on HTTP on :8080"),
+        "{}",
+        logs.stdout
+    );
+    let ready = c.kubectl(&[
+        "get",
+        "pod",
+        "kubernetes-up-and-running",
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+    ]);
+    assert_eq!(ready.ok(), "True");
+    let describe = c
+        .kubectl(&["describe", "pod", "kubernetes-up-and-running"])
+        .ok()
+        .to_string();
+    for line in [
+        "Scheduled",
+        "Pulled",
+        "Created container: kuard",
+        "Started container kuard",
+        "Container ID:   crun://",
+    ] {
+        assert!(
+            describe.contains(line),
+            "describe lacks {line}:\n{describe}"
+        );
+    }
+}
+
+#[test]
+fn duplicate_containers_crash_loop_and_the_custom_port_variant_runs() {
+    require_container_host();
+    let c = Cluster::start_with_agent(&[]);
+    c.file("dup.yaml", DUPLICATES);
+    c.kubectl(&["create", "-f", "dup.yaml"]).ok();
+    let row = wait_for_status(&c, "duplicate-containers", "CrashLoopBackOff", 60);
+    assert!(row.contains("1/2"), "{row}");
+    let previous = eventually(30, || {
+        let out = c.kubectl(&["logs", "duplicate-containers", "-c", "two", "-p"]);
+        out.stdout
+            .contains("address already in use")
+            .then_some(out.stdout)
+    });
+    assert!(previous.is_some(), "logs -p of two show the bind failure");
+    let one = c.kubectl(&["logs", "duplicate-containers", "-c", "one"]);
+    assert_eq!(one.ok().trim(), "Serving on HTTP on :8080");
+    // kubectl 1.33 picks the first container itself; the API insists on a name, as Kubernetes does.
+    let defaulted = c.kubectl(&["logs", "duplicate-containers"]);
+    assert!(
+        defaulted
+            .stderr
+            .contains("Defaulted container \"one\" out of: one, two"),
+        "{}",
+        defaulted.stderr
+    );
+    let (code, body) = c.curl(
+        "GET",
+        "/api/v1/namespaces/default/pods/duplicate-containers/log",
+        &[],
+        None,
+        false,
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("a container name must be specified for pod duplicate-containers, choose one of: [one two]"), "{body}");
+    let describe = c
+        .kubectl(&["describe", "pod", "duplicate-containers"])
+        .ok()
+        .to_string();
+    assert!(
+        describe.contains(
+            "Back-off restarting failed container two in pod duplicate-containers_default("
+        ),
+        "{describe}"
+    );
+    let restarts: i64 = c
+        .kubectl(&[
+            "get",
+            "pod",
+            "duplicate-containers",
+            "-o",
+            "jsonpath={.status.containerStatuses[1].restartCount}",
+        ])
+        .ok()
+        .parse()
+        .unwrap();
+    assert!(restarts >= 1);
+    c.kubectl(&["delete", "pod", "duplicate-containers"]).ok();
+    c.file("custom.yaml", &DUPLICATES.replace("    - name: two\n      image: gcr.io/kuar-demo/kuard-amd64:1\n", "    - name: two\n      image: gcr.io/kuar-demo/kuard-amd64:1\n      args: [\"--address\", \":8081\"]\n"));
+    c.kubectl(&["create", "-f", "custom.yaml"]).ok();
+    let row = wait_for_status(&c, "duplicate-containers", "Running", 60);
+    assert!(row.contains("2/2"), "{row}");
+    let two = eventually(10, || {
+        let out = c.kubectl(&["logs", "duplicate-containers", "-c", "two"]);
+        out.stdout.contains(":8081").then_some(out.stdout)
+    });
+    assert_eq!(
+        two.expect("two logs its address").trim(),
+        "Serving on HTTP on :8081"
+    );
+}
+
+#[test]
+fn restarting_the_server_keeps_containers_running() {
+    require_container_host();
+    let mut c = Cluster::start_with_agent(&[]);
+    c.file("pod.yaml", KUARD_POD);
+    c.kubectl(&["create", "-f", "pod.yaml"]).ok();
+    wait_for_status(&c, "kubernetes-up-and-running", "Running", 60);
+    let id = |c: &Cluster| {
+        c.kubectl(&["get", "pod", "kubernetes-up-and-running", "-o", "jsonpath={.status.containerStatuses[0].containerID} {.status.containerStatuses[0].restartCount}"]).ok().to_string()
+    };
+    let before = id(&c);
+    c.restart();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let after = id(&c);
+    assert_eq!(before, after, "the same container, no restart");
+    assert!(c.log().contains("adopted a running container"));
+    let logs = c.kubectl(&["logs", "kubernetes-up-and-running"]);
+    assert!(logs.ok().contains("Serving on HTTP on :8080"));
+}
+
+#[test]
+fn deleted_pods_leave_nothing_behind() {
+    require_container_host();
+    let c = Cluster::start_with_agent(&[]);
+    let state = c.data_dir().join("agent");
+    for round in 0..5 {
+        c.file("gen.yaml", GENERIC_POD);
+        for _ in 0..2 {
+            c.kubectl(&["create", "-f", "gen.yaml"]).ok();
+        }
+        let running = eventually(60, || {
+            let out = c.kubectl(&["get", "pods", "--no-headers"]);
+            (out.stdout.lines().count() == 2 && out.stdout.lines().all(|l| l.contains("Running")))
+                .then_some(())
+        });
+        assert!(
+            running.is_some(),
+            "round {round}: {}\n{}",
+            c.kubectl(&["get", "pods"]).stdout,
+            c.log()
+                .lines()
+                .filter(|l| !l.contains("DEBUG"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        c.kubectl(&["delete", "pods", "--all", "--timeout=60s"])
+            .ok();
+    }
+    let prefix = state.display().to_string();
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(
+        !mounts.lines().any(|l| l.contains(&prefix)),
+        "mounts left:\n{mounts}"
+    );
+    assert!(leftovers(&state).is_empty(), "sandboxes left");
+    let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let uids_dir = std::fs::read_dir(state.join("pods"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(uids_dir, 0, "pod directories left");
+    let conmons = Command::new("pgrep")
+        .args(["-f", &format!("conmon.*{prefix}")])
+        .output()
+        .unwrap();
+    assert!(
+        conmons.stdout.is_empty(),
+        "conmon processes left: {}",
+        String::from_utf8_lossy(&conmons.stdout)
+    );
+    let leases: Vec<_> = std::fs::read_dir(state.join("cni").join("kubelite"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("10."))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(leases.is_empty(), "IP leases left: {leases:?}");
+    let cgroups: Vec<_> = std::fs::read_dir("/sys/fs/cgroup/memory/kubelite")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("pod"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let _ = netns;
+    assert!(cgroups
+        .iter()
+        .all(|cg| !std::path::Path::new(&format!("{prefix}/pods/{}", &cg[3..])).exists()));
+}
