@@ -191,7 +191,8 @@ fn deleted_pods_leave_nothing_behind() {
     require_container_host();
     let c = Cluster::start_with_agent(&[]);
     let state = c.data_dir().join("agent");
-    for round in 0..5 {
+    // 50 create/delete cycles, two pods at a time.
+    for round in 0..25 {
         c.file("gen.yaml", GENERIC_POD);
         for _ in 0..2 {
             c.kubectl(&["create", "-f", "gen.yaml"]).ok();
@@ -256,4 +257,49 @@ fn deleted_pods_leave_nothing_behind() {
     assert!(cgroups
         .iter()
         .all(|cg| !std::path::Path::new(&format!("{prefix}/pods/{}", &cg[3..])).exists()));
+}
+
+#[test]
+fn a_missing_image_and_a_bad_command_back_off_with_kubernetes_reasons() {
+    require_container_host();
+    let c = Cluster::start_with_agent(&[]);
+    c.file(
+        "missing.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: missing\nspec:\n  containers:\n  - name: c\n    image: localhost:5999/nothing:1\n",
+    );
+    c.kubectl(&["create", "-f", "missing.yaml"]).ok();
+    // ErrImagePull first (briefly), then ImagePullBackOff while backing off; both leave events.
+    wait_for_status(&c, "missing", "ImagePullBackOff", 30);
+    let events = c
+        .kubectl(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=missing",
+        ])
+        .ok()
+        .to_string();
+    assert!(events.contains("Error: ErrImagePull"), "{events}");
+    assert!(
+        events.contains("Back-off pulling image \"localhost:5999/nothing:1\""),
+        "{events}"
+    );
+    c.file(
+        "badcmd.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: badcmd\nspec:\n  containers:\n  - name: c\n    image: gcr.io/kuar-demo/kuard-amd64:1\n    command: [\"/no/such/binary\"]\n",
+    );
+    c.kubectl(&["create", "-f", "badcmd.yaml"]).ok();
+    let row = wait_for_status(&c, "badcmd", "Error", 30);
+    assert!(row.contains("0/1"), "{row}");
+    let message = c
+        .kubectl(&[
+            "get",
+            "pod",
+            "badcmd",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].state.waiting.message}",
+        ])
+        .ok()
+        .to_string();
+    assert!(message.contains("/no/such/binary"), "{message}");
 }

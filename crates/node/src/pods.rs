@@ -59,6 +59,21 @@ struct ContainerTrack {
     delay: Duration,
     running_since: Option<Instant>,
     waiting: Option<(String, String)>,
+    /// Back-off for failures before the container runs (image missing, create failed).
+    start_retry_at: Option<Instant>,
+    start_backoff: Option<Duration>,
+}
+
+impl ContainerTrack {
+    /// Schedules the next start attempt after a failure: 10 s doubling to 5 min.
+    fn start_failed(&mut self) {
+        let next = match self.start_backoff {
+            None => BACKOFF_INITIAL,
+            Some(d) => (d * 2).min(BACKOFF_MAX),
+        };
+        self.start_backoff = Some(next);
+        self.start_retry_at = Some(Instant::now() + next);
+    }
 }
 
 fn now_rfc3339() -> String {
@@ -102,11 +117,22 @@ impl Node {
     ) {
         let mut reference = pod.object_ref(&());
         reference.field_path = field;
+        // The recorder folds events with the same reason and action into one series; distinct
+        // failures ("Failed to pull image", "Error: ErrImagePull") must stay distinct events.
+        let action = match note.strip_prefix("Error: ") {
+            Some(rest) if reason == "Failed" => rest
+                .split(|c: char| !c.is_ascii_alphanumeric())
+                .find(|w| !w.is_empty())
+                .unwrap_or(reason)
+                .to_string(),
+            None if note.starts_with("Failed to pull image") => "PullImage".to_string(),
+            _ => reason.to_string(),
+        };
         let ev = Event {
             type_,
             reason: reason.into(),
             note: Some(note),
-            action: reason.into(),
+            action,
             secondary: None,
         };
         if let Err(err) = self.recorder.publish(&ev, &reference).await {
@@ -406,6 +432,36 @@ async fn start_container(
     field: Option<String>,
 ) {
     let image_ref = c.image.clone().unwrap_or_default();
+    if track.start_retry_at.is_some_and(|t| Instant::now() < t) {
+        // Still backing off: an image failure turns into ImagePullBackOff, as the kubelet shows it.
+        if track
+            .waiting
+            .as_ref()
+            .is_some_and(|w| w.0 == "ErrImagePull")
+        {
+            track.waiting = Some((
+                "ImagePullBackOff".into(),
+                format!("Back-off pulling image \"{image_ref}\""),
+            ));
+            node.event(
+                pod,
+                EventType::Normal,
+                "BackOff",
+                format!("Back-off pulling image \"{image_ref}\""),
+                field.clone(),
+            )
+            .await;
+            node.event(
+                pod,
+                EventType::Warning,
+                "Failed",
+                "Error: ImagePullBackOff".into(),
+                field,
+            )
+            .await;
+        }
+        return;
+    }
     // The first resolve of an image unpacks its layers: keep that off the async threads.
     let resolver = node.clone();
     let wanted = image_ref.clone();
@@ -434,17 +490,34 @@ async fn start_container(
                     format!("image {image_ref} is not present and pulling is not available: {err}"),
                 )
             };
-            if track.waiting.as_ref().map(|w| w.0.as_str()) != Some(reason) {
+            if reason == "ErrImagePull" {
+                node.event(
+                    pod,
+                    EventType::Normal,
+                    "Pulling",
+                    format!("Pulling image \"{image_ref}\""),
+                    field.clone(),
+                )
+                .await;
                 node.event(
                     pod,
                     EventType::Warning,
                     "Failed",
-                    format!("Error: {reason}"),
+                    format!("Failed to pull image \"{image_ref}\": {message}"),
                     field.clone(),
                 )
                 .await;
             }
+            node.event(
+                pod,
+                EventType::Warning,
+                "Failed",
+                format!("Error: {reason}"),
+                field.clone(),
+            )
+            .await;
             track.waiting = Some((reason.into(), message));
+            track.start_failed();
             return;
         }
     };
@@ -576,6 +649,8 @@ async fn start_container(
             track.current = Some(instance);
             track.running_since = Some(Instant::now());
             track.waiting = None;
+            track.start_retry_at = None;
+            track.start_backoff = None;
         }
         Err(err) => {
             tracing::warn!(%err, container = %c.name, "starting a container failed");
@@ -588,6 +663,7 @@ async fn start_container(
             )
             .await;
             track.waiting = Some(("CreateContainerError".into(), err.to_string()));
+            track.start_failed();
             let rt = node.runtime.clone();
             let _ = tokio::task::spawn_blocking(move || rt.delete(&id)).await;
         }
