@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(protobuf-compiler etcd-server curl python3-venv ca-certificates iproute2
-          crun runc conmon containernetworking-plugins busybox-static)
+          crun runc conmon containernetworking-plugins busybox-static
+          docker-registry skopeo)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -303,3 +303,85 @@ fn a_missing_image_and_a_bad_command_back_off_with_kubernetes_reasons() {
         .to_string();
     assert!(message.contains("/no/such/binary"), "{message}");
 }
+
+/// A throwaway registry v2 (Debian's docker-registry) on a free loopback port.
+struct Registry {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+    addr: String,
+}
+
+impl Registry {
+    fn start() -> Registry {
+        assert!(
+            std::path::Path::new("/usr/bin/docker-registry").exists(),
+            "docker-registry is missing: scripts/deps.sh installs it"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let addr = format!("127.0.0.1:{}", free_port());
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n", dir.path().join("data").display()),
+        )
+        .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let ready = eventually(10, || std::net::TcpStream::connect(&addr).ok());
+        assert!(ready.is_some(), "the registry did not start");
+        Registry {
+            child,
+            _dir: dir,
+            addr,
+        }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn an_image_is_pulled_from_a_registry() {
+    require_container_host();
+    let registry = Registry::start();
+    let target = format!("{}/demo/kuard:pulled", registry.addr);
+    let push = Command::new("skopeo")
+        .args(["copy", "--dest-tls-verify=false"])
+        .arg(format!("oci-archive:{}", demo_image().display()))
+        .arg(format!("docker://{target}"))
+        .output()
+        .unwrap();
+    assert!(
+        push.status.success(),
+        "skopeo: {}",
+        String::from_utf8_lossy(&push.stderr)
+    );
+    let c = Cluster::start_with_agent(&[]);
+    c.kubectl(&["run", "pulled", &format!("--image={target}")])
+        .ok();
+    wait_for_status(&c, "pulled", "Running", 60);
+    let events = c
+        .kubectl(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=pulled",
+        ])
+        .ok()
+        .to_string();
+    assert!(
+        events.contains(&format!("Successfully pulled image \"{target}\"")),
+        "{events}"
+    );
+    let logs = c.kubectl(&["logs", "pulled"]);
+    assert!(logs.ok().contains("Serving on HTTP on :8080"));
+}

@@ -414,6 +414,48 @@ async fn adopt(node: &Arc<Node>, pod: &Pod, container: &str) -> Option<Container
     Some(track)
 }
 
+/// Resolves an image in the store (the first resolve unpacks layers: off the async threads).
+async fn resolve(node: &Arc<Node>, reference: &str) -> runtime::Result<runtime::image::Image> {
+    let (node, wanted) = (node.clone(), reference.to_string());
+    tokio::task::spawn_blocking(move || node.images.resolve(&wanted))
+        .await
+        .unwrap_or_else(|e| {
+            Err(runtime::Error::Command {
+                command: "resolve".into(),
+                message: e.to_string(),
+            })
+        })
+}
+
+/// Pulls an image into the store; returns the kubelet's "Successfully pulled" note.
+async fn pull(node: &Arc<Node>, reference: &str) -> runtime::Result<String> {
+    let started = Instant::now();
+    let tmp = node.state_dir.join("tmp");
+    std::fs::create_dir_all(&tmp).map_err(|e| runtime::Error::io(&tmp, e))?;
+    let archive = tmp.join(format!(
+        "pull-{}.tar",
+        std::process::id() as u128 * 1_000_000 + started.elapsed().as_nanos()
+    ));
+    let result = async {
+        runtime::image::pull::pull_to_archive(reference, &archive).await?;
+        let (node, path) = (node.clone(), archive.clone());
+        tokio::task::spawn_blocking(move || node.images.import_archive(&path))
+            .await
+            .unwrap_or_else(|e| {
+                Err(runtime::Error::Command {
+                    command: "import".into(),
+                    message: e.to_string(),
+                })
+            })
+    }
+    .await;
+    let _ = std::fs::remove_file(&archive);
+    let imported = result?;
+    let size: u64 = imported.iter().map(|i| i.size).sum();
+    let secs = started.elapsed().as_secs_f64();
+    Ok(format!("Successfully pulled image \"{reference}\" in {secs:.3}s ({secs:.3}s including waiting). Image size: {size} bytes."))
+}
+
 fn runtime_name(node: &Node) -> String {
     node.runtime
         .oci_runtime
@@ -462,43 +504,25 @@ async fn start_container(
         }
         return;
     }
-    // The first resolve of an image unpacks its layers: keep that off the async threads.
-    let resolver = node.clone();
-    let wanted = image_ref.clone();
-    let resolved = tokio::task::spawn_blocking(move || resolver.images.resolve(&wanted))
-        .await
-        .unwrap_or_else(|e| {
-            Err(runtime::Error::Command {
-                command: "resolve".into(),
-                message: e.to_string(),
-            })
-        });
-    let image = match resolved {
-        Ok(i) => i,
-        Err(err) => {
-            let policy = c.image_pull_policy.clone().unwrap_or_default();
-            let (reason, message) = if policy == "Never" {
-                (
-                    "ErrImageNeverPull",
-                    format!(
-                        "Container image \"{image_ref}\" is not present with pull policy of Never"
-                    ),
-                )
-            } else {
-                (
-                    "ErrImagePull",
-                    format!("image {image_ref} is not present and pulling is not available: {err}"),
-                )
-            };
-            if reason == "ErrImagePull" {
-                node.event(
-                    pod,
-                    EventType::Normal,
-                    "Pulling",
-                    format!("Pulling image \"{image_ref}\""),
-                    field.clone(),
-                )
-                .await;
+    let policy = c.image_pull_policy.clone().unwrap_or_default();
+    let mut present = resolve(node, &image_ref).await.is_ok();
+    let mut pulled = None;
+    if policy == "Always" || (!present && policy != "Never") {
+        node.event(
+            pod,
+            EventType::Normal,
+            "Pulling",
+            format!("Pulling image \"{image_ref}\""),
+            field.clone(),
+        )
+        .await;
+        match pull(node, &image_ref).await {
+            Ok(summary) => {
+                present = true;
+                pulled = Some(summary);
+            }
+            Err(err) => {
+                let message = format!("failed to pull and unpack image \"{image_ref}\": {err}");
                 node.event(
                     pod,
                     EventType::Warning,
@@ -507,29 +531,70 @@ async fn start_container(
                     field.clone(),
                 )
                 .await;
+                node.event(
+                    pod,
+                    EventType::Warning,
+                    "Failed",
+                    "Error: ErrImagePull".into(),
+                    field.clone(),
+                )
+                .await;
+                track.waiting = Some(("ErrImagePull".into(), message));
+                track.start_failed();
+                return;
             }
+        }
+    }
+    if !present {
+        let message =
+            format!("Container image \"{image_ref}\" is not present with pull policy of Never");
+        node.event(
+            pod,
+            EventType::Warning,
+            "ErrImageNeverPull",
+            message.clone(),
+            field.clone(),
+        )
+        .await;
+        node.event(
+            pod,
+            EventType::Warning,
+            "Failed",
+            "Error: ErrImageNeverPull".into(),
+            field.clone(),
+        )
+        .await;
+        track.waiting = Some(("ErrImageNeverPull".into(), message));
+        track.start_failed();
+        return;
+    }
+    let image = match resolve(node, &image_ref).await {
+        Ok(i) => i,
+        Err(err) => {
             node.event(
                 pod,
                 EventType::Warning,
                 "Failed",
-                format!("Error: {reason}"),
+                format!("Error: {err}"),
                 field.clone(),
             )
             .await;
-            track.waiting = Some((reason.into(), message));
+            track.waiting = Some(("CreateContainerError".into(), err.to_string()));
             track.start_failed();
             return;
         }
     };
-    if track.restarts == 0 && track.current.is_none() && track.last_terminated.is_none() {
-        node.event(
-            pod,
-            EventType::Normal,
-            "Pulled",
-            format!("Container image \"{image_ref}\" already present on machine"),
-            field.clone(),
-        )
-        .await;
+    match pulled {
+        Some(note) => {
+            node.event(pod, EventType::Normal, "Pulled", note, field.clone())
+                .await
+        }
+        None if track.restarts == 0 && track.last_terminated.is_none() => {
+            let note = format!("Container image \"{image_ref}\" already present on machine");
+            node.event(pod, EventType::Normal, "Pulled", note, field.clone())
+                .await
+        }
+        None => {}
     }
     let uid = pod.uid().unwrap_or_default();
     let id = format!("{}-{}-{}", &uid[..uid.len().min(8)], c.name, track.restarts);

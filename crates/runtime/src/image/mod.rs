@@ -34,6 +34,7 @@
 
 mod archive;
 mod blobs;
+pub mod pull;
 mod reference;
 mod unpack;
 
