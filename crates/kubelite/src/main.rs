@@ -9,6 +9,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod images;
+
 // The API server churns through many short-lived JSON trees; mimalloc returns that memory instead
 // of fragmenting per-thread arenas the way glibc malloc does.
 #[global_allocator]
@@ -29,6 +31,16 @@ struct Cli {
 enum Datastore {
     Sqlite,
     Etcd,
+}
+
+#[derive(Subcommand)]
+enum ImagesCommand {
+    /// Import `docker save` or OCI image archives.
+    Import { files: Vec<PathBuf> },
+    /// List the images on this node.
+    Ls,
+    /// Remove images (the node agent must be stopped).
+    Rm { references: Vec<String> },
 }
 
 /// How this node's pods are networked and run.
@@ -129,6 +141,14 @@ enum Command {
         #[command(flatten)]
         pods: PodNetwork,
     },
+    /// Manage the node's images.
+    Images {
+        #[command(subcommand)]
+        command: ImagesCommand,
+        /// The node's data dir.
+        #[arg(long, global = true, default_value = "/var/lib/kubelite")]
+        data_dir: PathBuf,
+    },
     /// A pod's pause process (started by the node agent).
     #[command(hide = true)]
     Pause {
@@ -151,6 +171,13 @@ fn main() -> anyhow::Result<()> {
     } = &cli.command
     {
         return runtime::sandbox::pause_main(hostname, netns, pidfile).map_err(anyhow::Error::msg);
+    }
+    if let Command::Images { command, data_dir } = &cli.command {
+        return match command {
+            ImagesCommand::Import { files } => images::import(data_dir, files),
+            ImagesCommand::Ls => images::list(data_dir),
+            ImagesCommand::Rm { references } => images::remove(data_dir, references),
+        };
     }
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -255,7 +282,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Pause { .. } => unreachable!("handled before the async runtime starts"),
+        Command::Pause { .. } | Command::Images { .. } => {
+            unreachable!("handled before the async runtime starts")
+        }
         Command::Agent {
             server,
             token,

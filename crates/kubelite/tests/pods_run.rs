@@ -385,3 +385,62 @@ fn an_image_is_pulled_from_a_registry() {
     let logs = c.kubectl(&["logs", "pulled"]);
     assert!(logs.ok().contains("Serving on HTTP on :8080"));
 }
+
+#[test]
+fn images_are_managed_from_the_command_line() {
+    require_container_host();
+    let kubelite = env!("CARGO_BIN_EXE_kubelite");
+    let run = |args: &[&str], data: &std::path::Path| {
+        let out = Command::new(kubelite)
+            .arg("images")
+            .args(args)
+            .arg("--data-dir")
+            .arg(data)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // No agent running: the store is used directly.
+    let offline = tempfile::tempdir().unwrap();
+    let image = demo_image();
+    assert!(run(&["import", image.to_str().unwrap()], offline.path())
+        .contains("imported gcr.io/kuar-demo/kuard-amd64:1"));
+    assert!(run(&["ls"], offline.path()).contains("gcr.io/kuar-demo/kuard-amd64:1"));
+    run(&["rm", "gcr.io/kuar-demo/kuard-amd64:1"], offline.path());
+    assert!(!run(&["ls"], offline.path()).contains("kuard"));
+
+    // A running agent takes the archive (here a `docker save`-format one) through its import folder.
+    let c = Cluster::start_with_agent(&[]);
+    let archive = c.dir.path().join("queued.tar");
+    let copy = Command::new("skopeo")
+        .arg("copy")
+        .arg(format!("oci-archive:{}", image.display()))
+        .arg(format!(
+            "docker-archive:{}:local/kuard:queued",
+            archive.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        copy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copy.stderr)
+    );
+    assert!(run(&["import", archive.to_str().unwrap()], &c.data_dir()).contains("queued"));
+    let listed = eventually(20, || {
+        let out = run(&["ls"], &c.data_dir());
+        out.contains("docker.io/local/kuard:queued").then_some(out)
+    });
+    assert!(listed.is_some(), "the agent imported the queued archive");
+    c.file(
+        "never.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: never\nspec:\n  containers:\n  - name: c\n    image: local/kuard:queued\n    imagePullPolicy: Never\n",
+    );
+    c.kubectl(&["create", "-f", "never.yaml"]).ok();
+    wait_for_status(&c, "never", "Running", 60);
+}

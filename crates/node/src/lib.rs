@@ -257,10 +257,32 @@ pub async fn run_pods(node: std::sync::Arc<pods::Node>) {
     }
 }
 
-/// Imports every image archive found in `dir` (air-gapped installs drop archives there).
-fn import_images(images: &runtime::image::ImageStore, dir: &std::path::Path) {
+/// Imports every image archive in `dir` not imported yet (air-gapped installs and
+/// `kubelite images import` drop archives there); `seen` remembers (name, size, mtime).
+fn import_images(
+    images: &runtime::image::ImageStore,
+    dir: &std::path::Path,
+    seen: &mut std::collections::HashSet<(String, u64, u64)>,
+) {
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = entry.path();
+        let Ok(meta) = entry.metadata() else { continue };
+        if !meta.is_file() || path.extension().is_some_and(|e| e == "partial") {
+            continue;
+        }
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs());
+        let key = (
+            entry.file_name().to_string_lossy().into_owned(),
+            meta.len(),
+            mtime,
+        );
+        if !seen.insert(key) {
+            continue;
+        }
         match images.import_archive(&path) {
             Ok(imported) => {
                 tracing::info!(archive = %path.display(), images = imported.len(), "imported images")
@@ -291,8 +313,17 @@ pub async fn run(client: kube::Client, config: Config) -> Result<(), Error> {
     }
     let rt =
         runtime::container::Runtime::new(&config.state_dir.join("runtime"), &config.oci_runtime)?;
-    let images = runtime::image::ImageStore::open(&config.state_dir.join("store"))?;
-    import_images(&images, &config.state_dir.join("images"));
+    let images = std::sync::Arc::new(runtime::image::ImageStore::open(
+        &config.state_dir.join("store"),
+    )?);
+    let import_dir = config.state_dir.join("images");
+    let mut seen = std::collections::HashSet::new();
+    import_images(&images, &import_dir, &mut seen);
+    let watched = images.clone();
+    tokio::task::spawn_blocking(move || loop {
+        std::thread::sleep(Duration::from_secs(2));
+        import_images(&watched, &import_dir, &mut seen);
+    });
     let recorder = kube::runtime::events::Recorder::new(
         client.clone(),
         kube::runtime::events::Reporter {

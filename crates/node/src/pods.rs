@@ -31,7 +31,7 @@ pub struct Node {
     pub node_ip: Option<String>,
     pub state_dir: PathBuf,
     pub runtime: Runtime,
-    pub images: ImageStore,
+    pub images: Arc<ImageStore>,
     pub network: NetworkConfig,
     pub pause: Vec<String>,
     pub recorder: Recorder,

@@ -251,6 +251,19 @@ impl Catalog {
     }
 }
 
+fn summaries(catalog: &Catalog) -> Vec<ImageSummary> {
+    catalog
+        .images
+        .iter()
+        .map(|(name, record)| ImageSummary {
+            reference: name.clone(),
+            id: record.config_digest.clone(),
+            manifest_digest: record.manifest_digest.clone(),
+            size: record.size,
+        })
+        .collect()
+}
+
 /// The image store of one node. See the [module docs](self) for layout and rules.
 #[derive(Debug)]
 pub struct ImageStore {
@@ -392,17 +405,18 @@ impl ImageStore {
 
     /// Every catalog name, sorted.
     pub fn list(&self) -> Result<Vec<ImageSummary>> {
-        let catalog = self.lock_catalog();
-        Ok(catalog
-            .images
-            .iter()
-            .map(|(name, record)| ImageSummary {
-                reference: name.clone(),
-                id: record.config_digest.clone(),
-                manifest_digest: record.manifest_digest.clone(),
-                size: record.size,
-            })
-            .collect())
+        Ok(summaries(&self.lock_catalog()))
+    }
+
+    /// The catalog of the store at `root` without opening it: `images.json` is replaced
+    /// atomically, so this is safe while a node agent holds the store.
+    pub fn list_at(root: &Path) -> Result<Vec<ImageSummary>> {
+        let path = root.join("images.json");
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(summaries(&serde_json::from_slice(&bytes)?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(Error::io(path, e)),
+        }
     }
 
     /// Drops `reference` from the catalog, then collects garbage (see
