@@ -444,3 +444,166 @@ fn images_are_managed_from_the_command_line() {
     c.kubectl(&["create", "-f", "never.yaml"]).ok();
     wait_for_status(&c, "never", "Running", 60);
 }
+
+/// A second "host": a network namespace joined to this one by a veth pair.
+struct Host {
+    netns: String,
+    host_ip: String,
+    peer_ip: String,
+}
+
+impl Host {
+    fn create() -> Host {
+        let id = std::process::id() % 10000;
+        let netns = format!("h2-{id}");
+        let (a, b) = (format!("h2a{id}"), format!("h2b{id}"));
+        let subnet = id % 250;
+        let host_ip = format!("10.250.{subnet}.1");
+        let peer_ip = format!("10.250.{subnet}.2");
+        let sh = |cmd: &str| {
+            let ok = Command::new("sh")
+                .arg("-c")
+                .arg(cmd)
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "{cmd}");
+        };
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &netns])
+            .status();
+        sh(&format!("ip netns add {netns}"));
+        sh(&format!("ip link add {a} type veth peer name {b}"));
+        sh(&format!("ip link set {b} netns {netns}"));
+        sh(&format!(
+            "ip addr add {host_ip}/30 dev {a} && ip link set {a} up"
+        ));
+        sh(&format!("ip -n {netns} addr add {peer_ip}/30 dev {b} && ip -n {netns} link set {b} up && ip -n {netns} link set lo up"));
+        Host {
+            netns,
+            host_ip,
+            peer_ip,
+        }
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        // Deleting the namespace removes the veth pair too.
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.netns])
+            .status();
+    }
+}
+
+#[test]
+fn an_agent_on_a_second_host_runs_pods() {
+    require_container_host();
+    let host = Host::create();
+    let c = Cluster::start_on(&host.host_ip);
+    let port = c.port;
+    let token = std::fs::read_to_string(c.data_dir().join("server/tls/node-token")).unwrap();
+    let state = c.dir.path().join("host2");
+    let images = state.join("agent").join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    std::fs::copy(demo_image(), images.join("kuard.tar")).unwrap();
+    let bridge = format!("h2br{}", std::process::id() % 10000);
+    // Only the network namespace differs (like a second machine's network); `ip netns exec` would
+    // also hide the cgroup mounts.
+    let mut agent = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", host.netns))
+        .args([env!("CARGO_BIN_EXE_kubelite"), "agent"])
+        .args([
+            "--server",
+            &format!("https://{}:{port}", host.host_ip),
+            "--token",
+            token.trim(),
+            "--node-name",
+            "host2",
+        ])
+        .args([
+            "--pod-bridge",
+            &bridge,
+            "--pod-cidr",
+            "10.252.0.0/24",
+            "--kubelet-port",
+            "10251",
+        ])
+        .arg("--data-dir")
+        .arg(&state)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(c.dir.path().join("host2.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let ready = eventually(30, || {
+        let out = c.kubectl(&[
+            "get",
+            "node",
+            "host2",
+            "-o",
+            "jsonpath={.status.addresses[?(@.type==\"InternalIP\")].address}",
+        ]);
+        (out.stdout == host.peer_ip).then_some(())
+    });
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        assert!(
+            ready.is_some(),
+            "host2 registers with its own address: {}",
+            std::fs::read_to_string(c.dir.path().join("host2.log")).unwrap_or_default()
+        );
+        c.file("pod.yaml", KUARD_POD);
+        c.kubectl(&["create", "-f", "pod.yaml"]).ok();
+        let running = eventually(60, || {
+            let out = c.kubectl(&["get", "pod", "kubernetes-up-and-running", "--no-headers"]);
+            out.stdout.contains("Running").then_some(())
+        });
+        assert!(
+            running.is_some(),
+            "{}\n{}",
+            c.kubectl(&["describe", "pod", "kubernetes-up-and-running"])
+                .stdout,
+            std::fs::read_to_string(c.dir.path().join("host2.log")).unwrap_or_default()
+        );
+        let node = c.kubectl(&[
+            "get",
+            "pod",
+            "kubernetes-up-and-running",
+            "-o",
+            "jsonpath={.spec.nodeName}",
+        ]);
+        assert_eq!(node.ok(), "host2");
+        let logs = eventually(10, || {
+            let out = c.kubectl(&["logs", "kubernetes-up-and-running"]);
+            out.stdout.contains("Serving on HTTP").then_some(())
+        });
+        assert!(
+            logs.is_some(),
+            "logs are proxied to the second host's agent"
+        );
+        c.kubectl(&[
+            "delete",
+            "pod",
+            "kubernetes-up-and-running",
+            "--timeout=60s",
+        ])
+        .ok();
+    }));
+    let _ = agent.kill();
+    let _ = agent.wait();
+    // The agent's pods were deleted above; sweep in case the test failed half-way.
+    let _ = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &host.netns,
+            "ip",
+            "link",
+            "delete",
+            &bridge,
+        ])
+        .status();
+    sweep_node(&state.join("agent"), &bridge);
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}

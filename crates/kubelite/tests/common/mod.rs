@@ -38,6 +38,8 @@ pub struct Cluster {
     extra_args: Vec<String>,
     /// The pod bridge of this cluster's node agent, if it runs one.
     pub bridge: Option<String>,
+    /// The address the API server listens on.
+    pub host: String,
 }
 
 static CLUSTERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -128,12 +130,25 @@ impl Cluster {
         Self::launch(extra, true)
     }
 
+    /// Starts a server without a node agent, listening on `host` (an address of this machine).
+    pub fn start_on(host: &str) -> Self {
+        let mut c = Self::launch_prepared(&[], false, host);
+        c.spawn();
+        c
+    }
+
     /// Starts a server (without a node agent) with extra `kubelite server` arguments.
     pub fn start_with(extra: &[&str]) -> Self {
         Self::launch(extra, false)
     }
 
     fn launch(extra: &[&str], agent: bool) -> Self {
+        let mut c = Self::launch_prepared(extra, agent, "127.0.0.1");
+        c.spawn();
+        c
+    }
+
+    fn launch_prepared(extra: &[&str], agent: bool, host: &str) -> Self {
         assert!(
             Path::new(KUBECTL).exists(),
             "kubectl is not installed at {KUBECTL}"
@@ -146,6 +161,7 @@ impl Cluster {
             dir,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
             bridge: None,
+            host: host.into(),
         };
         if agent {
             // Tests run in parallel: every agent gets its own bridge, subnet and port.
@@ -172,7 +188,6 @@ impl Cluster {
         } else {
             c.extra_args.push("--disable-agent".into());
         }
-        c.spawn();
         c
     }
 
@@ -192,7 +207,7 @@ impl Cluster {
             .arg("--data-dir")
             .arg(self.data_dir())
             .arg("--https-listen")
-            .arg(format!("127.0.0.1:{}", self.port))
+            .arg(format!("{}:{}", self.host, self.port))
             .arg("--write-kubeconfig")
             .arg(&self.kubeconfig)
             .args(&self.extra_args)
@@ -208,7 +223,7 @@ impl Cluster {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if self.kubeconfig.exists()
-                && std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && std::net::TcpStream::connect((self.host.as_str(), self.port)).is_ok()
             {
                 return;
             }
@@ -289,7 +304,7 @@ impl Cluster {
     }
 
     pub fn url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
+        format!("https://{}:{}", self.host, self.port)
     }
 
     /// PEM paths of the cluster CA and the admin client certificate, for raw HTTPS clients.
