@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(protobuf-compiler etcd-server curl python3-venv ca-certificates iproute2
-          crun runc conmon containernetworking-plugins busybox-static
+          crun runc conmon containernetworking-plugins busybox-static catatonit
           docker-registry skopeo)
 missing=()
 for p in "${packages[@]}"; do

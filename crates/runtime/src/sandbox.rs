@@ -316,6 +316,15 @@ pub fn pause_main(hostname: &str, netns: &Path, pidfile: &Path) -> std::result::
         ForkResult::Child => {
             let _ = setsid();
             let _ = std::env::set_current_dir("/");
+            // Hold the namespaces with as little memory as possible: a tiny static pause program
+            // (catatonit, the one podman uses) when present, this process otherwise.
+            for pause in ["/usr/bin/catatonit", "/usr/libexec/podman/catatonit"] {
+                if Path::new(pause).exists() {
+                    use std::os::unix::process::CommandExt;
+                    let err = std::process::Command::new(pause).arg("-P").exec();
+                    eprintln!("exec {pause}: {err}");
+                }
+            }
             loop {
                 nix::unistd::pause();
                 while let Ok(status) =

@@ -1,0 +1,228 @@
+//! `kubelite-bench pods`: pod create → Running latency with the image present, one at a time and
+//! 20 at once, the node agent's memory with 50 pods, the per-pod cost of conmon + pause, and a bare
+//! `crun` create+start of the same image's root filesystem as the floor, in the same run.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, ListParams, PostParams, WatchEvent, WatchParams};
+
+use crate::Row;
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn pod(name: &str) -> Pod {
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name},
+        "spec": {"terminationGracePeriodSeconds": 1, "containers": [{"name": "kuard", "image": "gcr.io/kuar-demo/kuard-amd64:1"}]}
+    }))
+    .expect("valid pod")
+}
+
+fn percentile(samples: &mut [f64], q: f64) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[((samples.len() as f64 - 1.0) * q).round() as usize]
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// RSS of every process whose command line contains all of `needles`.
+fn rss_of(needles: &[&str]) -> (usize, u64) {
+    let mut count = 0;
+    let mut total = 0;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if needles.iter().all(|n| cmd.contains(n)) {
+            count += 1;
+            total += rss_kib(pid);
+        }
+    }
+    (count, total)
+}
+
+/// Watches `api` and records, per pod name, when it was first seen Running and Ready.
+async fn running_times(api: Api<Pod>, seen: Arc<Mutex<HashMap<String, Instant>>>) -> Result<()> {
+    let mut stream = api.watch(&WatchParams::default().timeout(290), "0").await?.boxed();
+    while let Some(ev) = stream.try_next().await? {
+        if let WatchEvent::Added(p) | WatchEvent::Modified(p) = ev {
+            let ready = p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+            if ready {
+                let name = p.metadata.name.unwrap_or_default();
+                seen.lock().expect("lock").entry(name).or_insert_with(Instant::now);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn wait_running(seen: &Arc<Mutex<HashMap<String, Instant>>>, name: &str) -> Result<Instant> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(t) = seen.lock().expect("lock").get(name).copied() {
+            return Ok(t);
+        }
+        if Instant::now() > deadline {
+            bail!("pod {name} did not become ready");
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+async fn delete_all(api: &Api<Pod>) -> Result<()> {
+    let _ = api.delete_collection(&DeleteParams::default(), &ListParams::default()).await;
+    for _ in 0..600 {
+        if api.list(&ListParams::default()).await?.items.is_empty() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("pods were not deleted")
+}
+
+/// A bare `crun` create+start of `rootfs` running /kuard, `n` times: the runtime's floor.
+fn crun_floor(rootfs: &Path, n: usize) -> Result<Vec<f64>> {
+    let dir = tempfile::tempdir()?;
+    let bundle = dir.path().join("bundle");
+    std::fs::create_dir_all(&bundle)?;
+    let status = Command::new("crun").arg("spec").current_dir(&bundle).status()?;
+    if !status.success() {
+        bail!("crun spec failed");
+    }
+    let path = bundle.join("config.json");
+    let mut spec: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+    spec["root"] = serde_json::json!({"path": rootfs, "readonly": true});
+    spec["process"]["args"] = serde_json::json!(["/kuard"]);
+    spec["process"]["terminal"] = serde_json::json!(false);
+    std::fs::write(&path, serde_json::to_vec(&spec)?)?;
+    let root = dir.path().join("state");
+    let mut out = Vec::new();
+    for i in 0..n {
+        let id = format!("floor-{}-{i}", std::process::id());
+        let started = Instant::now();
+        let create = Command::new("crun").arg("--root").arg(&root).args(["create", "--bundle"]).arg(&bundle).arg(&id).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status()?;
+        let start = Command::new("crun").arg("--root").arg(&root).args(["start", &id]).status()?;
+        out.push(started.elapsed().as_secs_f64() * 1000.0);
+        let _ = Command::new("crun").arg("--root").arg(&root).args(["delete", "--force", &id]).status();
+        if !create.success() || !start.success() {
+            bail!("crun create/start failed");
+        }
+    }
+    Ok(out)
+}
+
+pub async fn measure(binary: &Path, image: &Path, rows: &mut Vec<Row>) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let port = crate::free_port()?;
+    let kubeconfig = dir.path().join("kubeconfig");
+    let data = dir.path().join("data");
+    let _server = Proc(
+        Command::new(binary)
+            .args(["server", "--disable-agent", "--https-listen", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--write-kubeconfig")
+            .arg(&kubeconfig)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+    while !kubeconfig.exists() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let token = std::fs::read_to_string(data.join("server/tls/node-token"))?;
+    let agent_dir = dir.path().join("agent-data");
+    let images = agent_dir.join("agent").join("images");
+    std::fs::create_dir_all(&images)?;
+    std::fs::copy(image, images.join("kuard.tar")).context("copying the demo image")?;
+    let bridge = format!("kb{}", std::process::id() % 100000);
+    let agent = Proc(
+        Command::new(binary)
+            .args(["agent", "--server", &format!("https://127.0.0.1:{port}"), "--token", token.trim(), "--node-name", "bench"])
+            .args(["--pod-bridge", &bridge, "--pod-cidr", "10.253.0.0/23", "--kubelet-port", &crate::free_port()?.to_string()])
+            .arg("--data-dir")
+            .arg(&agent_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+    let client = crate::client(&kubeconfig).await?;
+    let api: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    tokio::spawn(running_times(api.clone(), seen.clone()));
+    // Warm up: the first pod unpacks the image and creates the bridge.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    api.create(&PostParams::default(), &pod("warmup")).await?;
+    wait_running(&seen, "warmup").await?;
+    delete_all(&api).await?;
+
+    let mut one = Vec::new();
+    let mut agent_rss_50 = 0;
+    let mut per_pod_kib = 0.0;
+    for i in 0..100 {
+        let name = format!("seq-{i}");
+        let started = Instant::now();
+        api.create(&PostParams::default(), &pod(&name)).await?;
+        let at = wait_running(&seen, &name).await?;
+        one.push(at.duration_since(started).as_secs_f64() * 1000.0);
+        if i == 49 {
+            agent_rss_50 = rss_kib(agent.0.id());
+            let (conmons, conmon_kib) = rss_of(&["conmon", agent_dir.to_str().unwrap_or_default()]);
+            let (pauses, pause_kib) = rss_of(&["catatonit", "-P"]);
+            per_pod_kib = (conmon_kib + pause_kib) as f64 / 50.0;
+            let _ = (conmons, pauses);
+        }
+    }
+    delete_all(&api).await?;
+    let mut batch = Vec::new();
+    for b in 0..5 {
+        let started = Instant::now();
+        let names: Vec<String> = (0..20).map(|i| format!("par-{b}-{i}")).collect();
+        futures::future::try_join_all(names.iter().map(|n| {
+            let api = api.clone();
+            let p = pod(n);
+            async move { api.create(&PostParams::default(), &p).await }
+        }))
+        .await?;
+        for n in &names {
+            let at = wait_running(&seen, n).await?;
+            batch.push(at.duration_since(started).as_secs_f64() * 1000.0);
+        }
+        delete_all(&api).await?;
+    }
+    // The floor: the same root filesystem through a bare crun.
+    let layers = std::fs::read_dir(agent_dir.join("agent/store/layers"))?.flatten().map(|e| e.path()).collect::<Vec<PathBuf>>();
+    let rootfs = layers.first().context("no unpacked layer")?;
+    let mut floor = crun_floor(rootfs, 100)?;
+    let p50 = percentile(&mut one, 0.5);
+    let floor50 = percentile(&mut floor, 0.5);
+    rows.push(Row("pods: create → Ready, one at a time, p50 / p99 (100 pods)".into(), format!("{p50:.0} / {:.0} ms", percentile(&mut one, 0.99)), "< 100 / < 300 ms"));
+    rows.push(Row("pods: create → Ready, 20 at once, p50 / p99 (5 × 20 pods)".into(), format!("{:.0} / {:.0} ms", percentile(&mut batch, 0.5), percentile(&mut batch, 0.99)), ""));
+    rows.push(Row("bare crun create+start of the same rootfs, p50 / p99".into(), format!("{floor50:.1} / {:.1} ms", percentile(&mut floor, 0.99)), "floor"));
+    rows.push(Row("pods: p50 as a multiple of bare crun".into(), format!("{:.1}×", p50 / floor50), ""));
+    rows.push(Row("node agent resident memory with 50 pods".into(), format!("{:.1} MB", agent_rss_50 as f64 / 1024.0), "< 40 MB"));
+    rows.push(Row("per-pod conmon + pause resident memory".into(), format!("{:.2} MB", per_pod_kib / 1024.0), "< 2 MB"));
+    delete_all(&api).await?;
+    drop(agent);
+    let _ = Command::new("ip").args(["link", "delete", &bridge]).status();
+    Ok(())
+}
