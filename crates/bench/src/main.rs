@@ -330,7 +330,12 @@ async fn main() -> Result<()> {
     }
     let mut rows = Vec::new();
     if pod_mode {
-        pods::measure(&binary, Path::new("target/images/kuard-amd64-1.tar"), &mut rows).await?;
+        pods::measure(
+            &binary,
+            Path::new("target/images/kuard-amd64-1.tar"),
+            &mut rows,
+        )
+        .await?;
         print_table(rows);
         return Ok(());
     }
@@ -364,7 +369,12 @@ async fn main() -> Result<()> {
 fn print_table(rows: Vec<Row>) {
     let w = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(10);
     println!("| {:w$} | {:>18} | {:>16} |", "measure", "result", "target");
-    println!("|{}|{}|{}|", "-".repeat(w + 2), "-".repeat(20), "-".repeat(18));
+    println!(
+        "|{}|{}|{}|",
+        "-".repeat(w + 2),
+        "-".repeat(20),
+        "-".repeat(18)
+    );
     for Row(m, r, t) in rows {
         println!("| {m:w$} | {r:>18} | {t:>16} |");
     }

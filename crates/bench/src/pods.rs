@@ -40,7 +40,11 @@ fn percentile(samples: &mut [f64], q: f64) -> f64 {
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -49,7 +53,9 @@ fn rss_of(needles: &[&str]) -> (usize, u64) {
     let mut count = 0;
     let mut total = 0;
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
         let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
         if needles.iter().all(|n| cmd.contains(n)) {
@@ -62,13 +68,23 @@ fn rss_of(needles: &[&str]) -> (usize, u64) {
 
 /// Watches `api` and records, per pod name, when it was first seen Running and Ready.
 async fn running_times(api: Api<Pod>, seen: Arc<Mutex<HashMap<String, Instant>>>) -> Result<()> {
-    let mut stream = api.watch(&WatchParams::default().timeout(290), "0").await?.boxed();
+    let mut stream = api
+        .watch(&WatchParams::default().timeout(290), "0")
+        .await?
+        .boxed();
     while let Some(ev) = stream.try_next().await? {
         if let WatchEvent::Added(p) | WatchEvent::Modified(p) = ev {
-            let ready = p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+            let ready = p
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
             if ready {
                 let name = p.metadata.name.unwrap_or_default();
-                seen.lock().expect("lock").entry(name).or_insert_with(Instant::now);
+                seen.lock()
+                    .expect("lock")
+                    .entry(name)
+                    .or_insert_with(Instant::now);
             }
         }
     }
@@ -89,7 +105,9 @@ async fn wait_running(seen: &Arc<Mutex<HashMap<String, Instant>>>, name: &str) -
 }
 
 async fn delete_all(api: &Api<Pod>) -> Result<()> {
-    let _ = api.delete_collection(&DeleteParams::default(), &ListParams::default()).await;
+    let _ = api
+        .delete_collection(&DeleteParams::default(), &ListParams::default())
+        .await;
     for _ in 0..600 {
         if api.list(&ListParams::default()).await?.items.is_empty() {
             return Ok(());
@@ -104,7 +122,10 @@ fn crun_floor(rootfs: &Path, n: usize) -> Result<Vec<f64>> {
     let dir = tempfile::tempdir()?;
     let bundle = dir.path().join("bundle");
     std::fs::create_dir_all(&bundle)?;
-    let status = Command::new("crun").arg("spec").current_dir(&bundle).status()?;
+    let status = Command::new("crun")
+        .arg("spec")
+        .current_dir(&bundle)
+        .status()?;
     if !status.success() {
         bail!("crun spec failed");
     }
@@ -119,10 +140,27 @@ fn crun_floor(rootfs: &Path, n: usize) -> Result<Vec<f64>> {
     for i in 0..n {
         let id = format!("floor-{}-{i}", std::process::id());
         let started = Instant::now();
-        let create = Command::new("crun").arg("--root").arg(&root).args(["create", "--bundle"]).arg(&bundle).arg(&id).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status()?;
-        let start = Command::new("crun").arg("--root").arg(&root).args(["start", &id]).status()?;
+        let create = Command::new("crun")
+            .arg("--root")
+            .arg(&root)
+            .args(["create", "--bundle"])
+            .arg(&bundle)
+            .arg(&id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
+        let start = Command::new("crun")
+            .arg("--root")
+            .arg(&root)
+            .args(["start", &id])
+            .status()?;
         out.push(started.elapsed().as_secs_f64() * 1000.0);
-        let _ = Command::new("crun").arg("--root").arg(&root).args(["delete", "--force", &id]).status();
+        let _ = Command::new("crun")
+            .arg("--root")
+            .arg(&root)
+            .args(["delete", "--force", &id])
+            .status();
         if !create.success() || !start.success() {
             bail!("crun create/start failed");
         }
@@ -137,7 +175,12 @@ pub async fn measure(binary: &Path, image: &Path, rows: &mut Vec<Row>) -> Result
     let data = dir.path().join("data");
     let _server = Proc(
         Command::new(binary)
-            .args(["server", "--disable-agent", "--https-listen", &format!("127.0.0.1:{port}")])
+            .args([
+                "server",
+                "--disable-agent",
+                "--https-listen",
+                &format!("127.0.0.1:{port}"),
+            ])
             .arg("--data-dir")
             .arg(&data)
             .arg("--write-kubeconfig")
@@ -157,8 +200,23 @@ pub async fn measure(binary: &Path, image: &Path, rows: &mut Vec<Row>) -> Result
     let bridge = format!("kb{}", std::process::id() % 100000);
     let agent = Proc(
         Command::new(binary)
-            .args(["agent", "--server", &format!("https://127.0.0.1:{port}"), "--token", token.trim(), "--node-name", "bench"])
-            .args(["--pod-bridge", &bridge, "--pod-cidr", "10.253.0.0/23", "--kubelet-port", &crate::free_port()?.to_string()])
+            .args([
+                "agent",
+                "--server",
+                &format!("https://127.0.0.1:{port}"),
+                "--token",
+                token.trim(),
+                "--node-name",
+                "bench",
+            ])
+            .args([
+                "--pod-bridge",
+                &bridge,
+                "--pod-cidr",
+                "10.253.0.0/23",
+                "--kubelet-port",
+                &crate::free_port()?.to_string(),
+            ])
             .arg("--data-dir")
             .arg(&agent_dir)
             .stdout(Stdio::null())
@@ -210,19 +268,52 @@ pub async fn measure(binary: &Path, image: &Path, rows: &mut Vec<Row>) -> Result
         delete_all(&api).await?;
     }
     // The floor: the same root filesystem through a bare crun.
-    let layers = std::fs::read_dir(agent_dir.join("agent/store/layers"))?.flatten().map(|e| e.path()).collect::<Vec<PathBuf>>();
+    let layers = std::fs::read_dir(agent_dir.join("agent/store/layers"))?
+        .flatten()
+        .map(|e| e.path())
+        .collect::<Vec<PathBuf>>();
     let rootfs = layers.first().context("no unpacked layer")?;
     let mut floor = crun_floor(rootfs, 100)?;
     let p50 = percentile(&mut one, 0.5);
     let floor50 = percentile(&mut floor, 0.5);
-    rows.push(Row("pods: create → Ready, one at a time, p50 / p99 (100 pods)".into(), format!("{p50:.0} / {:.0} ms", percentile(&mut one, 0.99)), "< 100 / < 300 ms"));
-    rows.push(Row("pods: create → Ready, 20 at once, p50 / p99 (5 × 20 pods)".into(), format!("{:.0} / {:.0} ms", percentile(&mut batch, 0.5), percentile(&mut batch, 0.99)), ""));
-    rows.push(Row("bare crun create+start of the same rootfs, p50 / p99".into(), format!("{floor50:.1} / {:.1} ms", percentile(&mut floor, 0.99)), "floor"));
-    rows.push(Row("pods: p50 as a multiple of bare crun".into(), format!("{:.1}×", p50 / floor50), ""));
-    rows.push(Row("node agent resident memory with 50 pods".into(), format!("{:.1} MB", agent_rss_50 as f64 / 1024.0), "< 40 MB"));
-    rows.push(Row("per-pod conmon + pause resident memory".into(), format!("{:.2} MB", per_pod_kib / 1024.0), "< 2 MB"));
+    rows.push(Row(
+        "pods: create → Ready, one at a time, p50 / p99 (100 pods)".into(),
+        format!("{p50:.0} / {:.0} ms", percentile(&mut one, 0.99)),
+        "< 100 / < 300 ms",
+    ));
+    rows.push(Row(
+        "pods: create → Ready, 20 at once, p50 / p99 (5 × 20 pods)".into(),
+        format!(
+            "{:.0} / {:.0} ms",
+            percentile(&mut batch, 0.5),
+            percentile(&mut batch, 0.99)
+        ),
+        "",
+    ));
+    rows.push(Row(
+        "bare crun create+start of the same rootfs, p50 / p99".into(),
+        format!("{floor50:.1} / {:.1} ms", percentile(&mut floor, 0.99)),
+        "floor",
+    ));
+    rows.push(Row(
+        "pods: p50 as a multiple of bare crun".into(),
+        format!("{:.1}×", p50 / floor50),
+        "",
+    ));
+    rows.push(Row(
+        "node agent resident memory with 50 pods".into(),
+        format!("{:.1} MB", agent_rss_50 as f64 / 1024.0),
+        "< 40 MB",
+    ));
+    rows.push(Row(
+        "per-pod conmon + pause resident memory".into(),
+        format!("{:.2} MB", per_pod_kib / 1024.0),
+        "< 2 MB",
+    ));
     delete_all(&api).await?;
     drop(agent);
-    let _ = Command::new("ip").args(["link", "delete", &bridge]).status();
+    let _ = Command::new("ip")
+        .args(["link", "delete", &bridge])
+        .status();
     Ok(())
 }

@@ -414,6 +414,29 @@ async fn adopt(node: &Arc<Node>, pod: &Pod, container: &str) -> Option<Container
     Some(track)
 }
 
+/// A container that could not be started: the `Error: …` event (`what`), the waiting reason, and
+/// the back-off before the next attempt.
+async fn start_failure(
+    node: &Arc<Node>,
+    pod: &Pod,
+    field: &Option<String>,
+    track: &mut ContainerTrack,
+    reason: &str,
+    message: String,
+    what: &str,
+) {
+    node.event(
+        pod,
+        EventType::Warning,
+        "Failed",
+        format!("Error: {what}"),
+        field.clone(),
+    )
+    .await;
+    track.waiting = Some((reason.into(), message));
+    track.start_failed();
+}
+
 /// Resolves an image in the store (the first resolve unpacks layers: off the async threads).
 async fn resolve(node: &Arc<Node>, reference: &str) -> runtime::Result<runtime::image::Image> {
     let (node, wanted) = (node.clone(), reference.to_string());
@@ -523,24 +546,19 @@ async fn start_container(
             }
             Err(err) => {
                 let message = format!("failed to pull and unpack image \"{image_ref}\": {err}");
-                node.event(
+                let note = format!("Failed to pull image \"{image_ref}\": {message}");
+                node.event(pod, EventType::Warning, "Failed", note, field.clone())
+                    .await;
+                start_failure(
+                    node,
                     pod,
-                    EventType::Warning,
-                    "Failed",
-                    format!("Failed to pull image \"{image_ref}\": {message}"),
-                    field.clone(),
+                    &field,
+                    track,
+                    "ErrImagePull",
+                    message,
+                    "ErrImagePull",
                 )
                 .await;
-                node.event(
-                    pod,
-                    EventType::Warning,
-                    "Failed",
-                    "Error: ErrImagePull".into(),
-                    field.clone(),
-                )
-                .await;
-                track.waiting = Some(("ErrImagePull".into(), message));
-                track.start_failed();
                 return;
             }
         }
@@ -556,31 +574,32 @@ async fn start_container(
             field.clone(),
         )
         .await;
-        node.event(
+        start_failure(
+            node,
             pod,
-            EventType::Warning,
-            "Failed",
-            "Error: ErrImageNeverPull".into(),
-            field.clone(),
+            &field,
+            track,
+            "ErrImageNeverPull",
+            message,
+            "ErrImageNeverPull",
         )
         .await;
-        track.waiting = Some(("ErrImageNeverPull".into(), message));
-        track.start_failed();
         return;
     }
     let image = match resolve(node, &image_ref).await {
         Ok(i) => i,
         Err(err) => {
-            node.event(
+            let message = err.to_string();
+            start_failure(
+                node,
                 pod,
-                EventType::Warning,
-                "Failed",
-                format!("Error: {err}"),
-                field.clone(),
+                &field,
+                track,
+                "CreateContainerError",
+                message.clone(),
+                &message,
             )
             .await;
-            track.waiting = Some(("CreateContainerError".into(), err.to_string()));
-            track.start_failed();
             return;
         }
     };
@@ -719,16 +738,17 @@ async fn start_container(
         }
         Err(err) => {
             tracing::warn!(%err, container = %c.name, "starting a container failed");
-            node.event(
+            let message = err.to_string();
+            start_failure(
+                node,
                 pod,
-                EventType::Warning,
-                "Failed",
-                format!("Error: {err}"),
-                field,
+                &field,
+                track,
+                "CreateContainerError",
+                message.clone(),
+                &message,
             )
             .await;
-            track.waiting = Some(("CreateContainerError".into(), err.to_string()));
-            track.start_failed();
             let rt = node.runtime.clone();
             let _ = tokio::task::spawn_blocking(move || rt.delete(&id)).await;
         }

@@ -56,20 +56,27 @@ pub fn prepare() -> Result<Vec<String>> {
         for controller in unified_controllers {
             let target = Path::new(ROOT).join(&controller);
             std::fs::create_dir_all(&target).map_err(|e| Error::io(&target, e))?;
-            nix::mount::mount(
+            let mounted = nix::mount::mount(
                 Some("cgroup"),
                 &target,
                 Some("cgroup"),
                 nix::mount::MsFlags::empty(),
                 Some(controller.as_str()),
-            )
-            .map_err(|e| Error::Command {
-                command: format!(
-                    "mount -t cgroup -o {controller} cgroup {}",
-                    target.display()
-                ),
-                message: e.to_string(),
-            })?;
+            );
+            if let Err(e) = mounted {
+                // Another agent on this machine may have moved it first.
+                let still_there = matches!(detect(), Layout::V1 { unified_controllers } if unified_controllers.contains(&controller));
+                if still_there {
+                    return Err(Error::Command {
+                        command: format!(
+                            "mount -t cgroup -o {controller} cgroup {}",
+                            target.display()
+                        ),
+                        message: e.to_string(),
+                    });
+                }
+                continue;
+            }
             changed.push(format!(
                 "moved the {controller} controller from cgroup2 to a v1 hierarchy at {} (crun refuses hybrid cgroups)",
                 target.display()

@@ -75,9 +75,14 @@ fn run(cmd: &mut Command) -> Result<String> {
             command: rendered.clone(),
             message: e.to_string(),
         })?;
+    checked(rendered, out)
+}
+
+/// Stdout of a finished command, or an error carrying everything it printed.
+fn checked(command: String, out: std::process::Output) -> Result<String> {
     if !out.status.success() {
         return Err(Error::Command {
-            command: rendered,
+            command,
             message: format!(
                 "{} {}",
                 String::from_utf8_lossy(&out.stderr).trim(),
@@ -143,17 +148,7 @@ fn cni(
         command: rendered.clone(),
         message: e.to_string(),
     })?;
-    if !out.status.success() {
-        return Err(Error::Command {
-            command: rendered,
-            message: format!(
-                "{} {}",
-                String::from_utf8_lossy(&out.stdout).trim(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    checked(rendered, out)
 }
 
 fn write(path: &Path, contents: &str) -> Result<()> {
