@@ -607,3 +607,41 @@ fn an_agent_on_a_second_host_runs_pods() {
         std::panic::resume_unwind(e);
     }
 }
+
+#[test]
+fn a_memory_limit_is_enforced_by_the_kernel() {
+    require_container_host();
+    let c = Cluster::start_with_agent(&[]);
+    c.file(
+        "limits.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: limited\nspec:\n  containers:\n  - name: kuard\n    image: gcr.io/kuar-demo/kuard-amd64:1\n    resources:\n      limits:\n        memory: 256M\n",
+    );
+    c.kubectl(&["create", "-f", "limits.yaml"]).ok();
+    wait_for_status(&c, "limited", "Running", 60);
+    let describe = c.kubectl(&["describe", "pod", "limited"]).ok().to_string();
+    assert!(
+        describe.contains("Limits:\n      memory:  256M\n    Requests:\n      memory:     256M"),
+        "{describe}"
+    );
+    let ip = c
+        .kubectl(&["get", "pod", "limited", "-o", "jsonpath={.status.podIP}"])
+        .ok()
+        .to_string();
+    // The tutorial's "Allocate 500 MiB" link: more than the limit, so the kernel kills it.
+    let _ = Command::new("curl")
+        .args([
+            "-s",
+            "-m",
+            "10",
+            "-X",
+            "POST",
+            &format!("http://{ip}:8080/mem/api/alloc?size=524288000"),
+        ])
+        .output();
+    let reason = eventually(30, || {
+        let out = c.kubectl(&["get", "pod", "limited", "-o", "jsonpath={.status.containerStatuses[0].lastState.terminated.reason} {.status.containerStatuses[0].restartCount}"]);
+        out.stdout.starts_with("OOMKilled").then_some(out.stdout)
+    });
+    let reason = reason.expect("the container is OOM-killed and restarted");
+    assert!(reason.ends_with(" 1") || reason.ends_with(" 2"), "{reason}");
+}
