@@ -168,6 +168,66 @@ fn crun_floor(rootfs: &Path, n: usize) -> Result<Vec<f64>> {
     Ok(out)
 }
 
+/// The same pod through `podman kube play` (image loaded locally), `n` times: play until the
+/// container reports running, then `kube down`. Podman's state lives in a temporary directory.
+fn podman_play(image: &Path, n: usize) -> Result<Vec<f64>> {
+    let dir = tempfile::tempdir()?;
+    let p = dir.path();
+    std::fs::write(
+        p.join("containers.conf"),
+        format!(
+            "[containers]\ndefault_ulimits = [\"nofile=20000:20000\", \"nproc=32768:32768\"]\n[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\nevents_logfile_path = \"{0}/events.log\"\nruntime = \"crun\"\ntmp_dir = \"{0}/tmp\"\n[network]\nnetwork_backend = \"netavark\"\nnetwork_config_dir = \"{0}/networks\"\n",
+            p.display()
+        ),
+    )?;
+    std::fs::write(
+        p.join("storage.conf"),
+        format!("[storage]\ndriver = \"overlay\"\ngraphroot = \"{0}/root\"\nrunroot = \"{0}/runroot\"\n", p.display()),
+    )?;
+    let yaml = p.join("pod.yaml");
+    std::fs::write(&yaml, "apiVersion: v1\nkind: Pod\nmetadata:\n  name: kuardbench\nspec:\n  containers:\n  - name: kuard\n    image: gcr.io/kuar-demo/kuard-amd64:1\n    imagePullPolicy: Never\n")?;
+    let podman = |args: &[&str]| {
+        Command::new("podman")
+            .args(args)
+            .env("CONTAINERS_CONF", p.join("containers.conf"))
+            .env("CONTAINERS_STORAGE_CONF", p.join("storage.conf"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .output()
+    };
+    let loaded = podman(&["load", "-i", image.to_str().unwrap_or_default()])?;
+    if !loaded.status.success() {
+        bail!("podman load failed");
+    }
+    let yaml = yaml.to_str().unwrap_or_default().to_string();
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let started = Instant::now();
+        let play = podman(&["kube", "play", &yaml])?;
+        if !play.status.success() {
+            bail!("podman kube play failed");
+        }
+        loop {
+            let running = podman(&[
+                "inspect",
+                "--format",
+                "{{.State.Running}}",
+                "kuardbench-kuard",
+            ])?;
+            if String::from_utf8_lossy(&running.stdout).trim() == "true" {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("podman's pod did not start");
+            }
+        }
+        out.push(started.elapsed().as_secs_f64() * 1000.0);
+        podman(&["kube", "down", &yaml])?;
+    }
+    let _ = podman(&["system", "reset", "-f"]);
+    Ok(out)
+}
+
 pub async fn measure(binary: &Path, image: &Path, rows: &mut Vec<Row>) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let port = crate::free_port()?;
@@ -274,6 +334,8 @@ pub async fn measure(binary: &Path, image: &Path, rows: &mut Vec<Row>) -> Result
         .collect::<Vec<PathBuf>>();
     let rootfs = layers.first().context("no unpacked layer")?;
     let mut floor = crun_floor(rootfs, 100)?;
+    let mut podman = podman_play(image, 10)?;
+    let podman50 = percentile(&mut podman, 0.5);
     let p50 = percentile(&mut one, 0.5);
     let floor50 = percentile(&mut floor, 0.5);
     rows.push(Row(
@@ -294,6 +356,16 @@ pub async fn measure(binary: &Path, image: &Path, rows: &mut Vec<Row>) -> Result
         "bare crun create+start of the same rootfs, p50 / p99".into(),
         format!("{floor50:.1} / {:.1} ms", percentile(&mut floor, 0.99)),
         "floor",
+    ));
+    rows.push(Row(
+        "podman kube play of the same pod → running, p50 / p99 (10)".into(),
+        format!("{podman50:.0} / {:.0} ms", percentile(&mut podman, 0.99)),
+        "peer",
+    ));
+    rows.push(Row(
+        "pods: p50 as a fraction of podman's".into(),
+        format!("{:.2}×", p50 / podman50),
+        "< 1×",
     ));
     rows.push(Row(
         "pods: p50 as a multiple of bare crun".into(),
