@@ -240,6 +240,10 @@ fn podman_play(image: &Path, n: usize) -> Result<Vec<f64>> {
         podman(&["kube", "down", &yaml])?;
     }
     let _ = podman(&["system", "reset", "-f"]);
+    // netavark leaves its firewall chains behind (seen on this machine kind): drop them.
+    let _ = Command::new("sh")
+        .args(["-c", "iptables-save | grep -v NETAVARK | iptables-restore"])
+        .status();
     Ok(out)
 }
 
