@@ -161,8 +161,30 @@ enum Command {
     },
 }
 
+/// mimalloc reads its options once, from the environment, when the process starts. For a
+/// standalone node agent, return freed memory at once and commit arenas lazily: it halves the
+/// agent's resident memory. (Not for the server: with 10,000 pods in its cache the same options
+/// more than doubled its memory.)
+fn tune_allocator(cli: &Cli) {
+    use std::os::unix::process::CommandExt;
+    let agent = matches!(cli.command, Command::Agent { .. });
+    if !agent || std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let err = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env("MIMALLOC_PURGE_DELAY", "0")
+        .env("MIMALLOC_ARENA_EAGER_COMMIT", "0")
+        .exec();
+    eprintln!("re-executing with allocator options failed ({err}); going on without them");
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    tune_allocator(&cli);
     // The pause process must fork before any thread exists: handle it before logging and tokio.
     if let Command::Pause {
         hostname,
