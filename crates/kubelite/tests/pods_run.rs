@@ -191,6 +191,7 @@ fn deleted_pods_leave_nothing_behind() {
     require_container_host();
     let c = Cluster::start_with_agent(&[]);
     let state = c.data_dir().join("agent");
+    let mut uids: Vec<String> = Vec::new();
     // 50 create/delete cycles, two pods at a time.
     for round in 0..25 {
         c.file("gen.yaml", GENERIC_POD);
@@ -212,9 +213,12 @@ fn deleted_pods_leave_nothing_behind() {
                 .collect::<Vec<_>>()
                 .join("\n")
         );
+        let listed = c.kubectl(&["get", "pods", "-o", "jsonpath={.items[*].metadata.uid}"]);
+        uids.extend(listed.ok().split_whitespace().map(str::to_string));
         c.kubectl(&["delete", "pods", "--all", "--timeout=60s"])
             .ok();
     }
+    assert_eq!(uids.len(), 50);
     let prefix = state.display().to_string();
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
     assert!(
@@ -222,7 +226,24 @@ fn deleted_pods_leave_nothing_behind() {
         "mounts left:\n{mounts}"
     );
     assert!(leftovers(&state).is_empty(), "sandboxes left");
-    let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let netns = String::from_utf8(
+        Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    for uid in &uids {
+        assert!(
+            !netns.contains(&format!("kl-{}", &uid[..20])),
+            "netns of pod {uid} left"
+        );
+        for controller in ["memory", "cpu", "pids"] {
+            let cgroup = format!("/sys/fs/cgroup/{controller}/kubelite/pod{uid}");
+            assert!(!std::path::Path::new(&cgroup).exists(), "{cgroup} left");
+        }
+    }
     let uids_dir = std::fs::read_dir(state.join("pods"))
         .map(|d| d.count())
         .unwrap_or(0);
@@ -245,18 +266,6 @@ fn deleted_pods_leave_nothing_behind() {
         })
         .unwrap_or_default();
     assert!(leases.is_empty(), "IP leases left: {leases:?}");
-    let cgroups: Vec<_> = std::fs::read_dir("/sys/fs/cgroup/memory/kubelite")
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with("pod"))
-                .collect()
-        })
-        .unwrap_or_default();
-    let _ = netns;
-    assert!(cgroups
-        .iter()
-        .all(|cg| !std::path::Path::new(&format!("{prefix}/pods/{}", &cg[3..])).exists()));
 }
 
 #[test]
