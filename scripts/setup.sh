@@ -11,12 +11,16 @@ install -m 0755 target/release/kubelite /usr/local/bin/kubelite
 cargo xtask demo-image
 install -D -m 0644 target/images/kuard-amd64-1.tar /var/lib/kubelite/agent/images/kuard-amd64-1.tar
 
-if pid=$(pgrep -x kubelite); then
-  echo "stopping the running kubelite ($pid)"
-  kill "$pid"; sleep 1
+# A previous run of this script leaves its server's pid here; stop that one before starting anew.
+pidfile=/run/kubelite/server.pid
+if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+  echo "stopping the running kubelite ($(cat "$pidfile"))"
+  kill "$(cat "$pidfile")"
+  for _ in $(seq 1 50); do kill -0 "$(cat "$pidfile")" 2>/dev/null || break; sleep 0.1; done
 fi
-mkdir -p /var/log/kubelite
+mkdir -p /var/log/kubelite /run/kubelite
 nohup /usr/local/bin/kubelite server >/var/log/kubelite/server.log 2>&1 &
+echo $! > "$pidfile"
 for _ in $(seq 1 100); do
   if [ -f /etc/kubelite/kubelite.yaml ] && KUBECONFIG=/etc/kubelite/kubelite.yaml kubectl get --raw /readyz >/dev/null 2>&1; then
     echo "kubelite is running (log: /var/log/kubelite/server.log)"
