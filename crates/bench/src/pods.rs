@@ -324,12 +324,11 @@ pub async fn measure(binary: &Path, image: &Path, rows: &mut Vec<Row>) -> Result
         one.push(at.duration_since(started).as_secs_f64() * 1000.0);
         if i == 49 {
             agent_rss_50 = rss_kib(agent.0.id());
-            let (conmons, conmon_kib, conmon_pss) =
+            let (_, conmon_kib, conmon_pss) =
                 rss_of(&["conmon", agent_dir.to_str().unwrap_or_default()]);
-            let (pauses, pause_kib, pause_pss) = rss_of(&["catatonit", "-P"]);
+            let (_, pause_kib, pause_pss) = rss_of(&["catatonit", "-P"]);
             per_pod_kib = (conmon_kib + pause_kib) as f64 / 50.0;
             per_pod_pss_kib = (conmon_pss + pause_pss) as f64 / 50.0;
-            let _ = (conmons, pauses);
         }
     }
     delete_all(&api).await?;

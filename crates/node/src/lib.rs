@@ -343,8 +343,8 @@ pub async fn run(client: kube::Client, config: Config) -> Result<(), Error> {
         recorder,
     });
     let server = std::sync::Arc::new(server::NodeServer {
-        logs_dir: config.state_dir.join("logs"),
-        exits_dir: config.state_dir.join("runtime").join("exits"),
+        logs_dir: pods::logs_dir(&config.state_dir),
+        exits_dir: node.runtime.exits.clone(),
     });
     let addr = std::net::SocketAddr::from(([0, 0, 0, 0], config.kubelet_port));
     let (name, ca) = (config.node_name.clone(), config.ca_pem.clone());

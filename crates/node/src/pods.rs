@@ -91,8 +91,7 @@ impl Node {
     }
 
     fn log_path(&self, pod: &Pod, container: &str, restart: i32) -> PathBuf {
-        self.state_dir
-            .join("logs")
+        logs_dir(&self.state_dir)
             .join(format!(
                 "{}_{}_{}",
                 pod.namespace().unwrap_or_default(),
@@ -802,7 +801,6 @@ fn pod_status(
         });
         if let Some(inst) = &t.current {
             s["containerID"] = json!(format!("{}://{}", runtime_name(node), inst.id));
-            let _ = inst.restart;
         }
         if t.current.is_some() || t.waiting.is_some() {
             if let Some(term) = &t.last_terminated {
@@ -945,7 +943,7 @@ async fn terminate(
     }
 }
 
-/// Where a path lives relative to the agent's state (used by log reads).
+/// Where container log files live under the agent's state (the log server reads them here).
 pub fn logs_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("logs")
 }
