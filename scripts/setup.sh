@@ -9,6 +9,7 @@ cargo build --release --bin kubelite
 install -m 0755 target/release/kubelite /usr/local/bin/kubelite
 # The tutorial's image, rebuilt offline; the agent imports every archive in this folder at start.
 cargo xtask demo-image
+install -d -m 0700 /var/lib/kubelite
 install -D -m 0644 target/images/kuard-amd64-1.tar /var/lib/kubelite/agent/images/kuard-amd64-1.tar
 
 # A previous run of this script leaves its server's pid here; stop that one before starting anew.
@@ -21,10 +22,15 @@ fi
 mkdir -p /var/log/kubelite /run/kubelite
 nohup /usr/local/bin/kubelite server >/var/log/kubelite/server.log 2>&1 &
 echo $! > "$pidfile"
+# /readyz needs no credentials; the server's CA is the one it just made.
+ca=/var/lib/kubelite/server/tls/ca.crt
 for _ in $(seq 1 100); do
-  if [ -f /etc/kubelite/kubelite.yaml ] && KUBECONFIG=/etc/kubelite/kubelite.yaml kubectl get --raw /readyz >/dev/null 2>&1; then
+  if [ -f "$ca" ] && curl -fsS --cacert "$ca" https://127.0.0.1:6443/readyz >/dev/null 2>&1; then
     echo "kubelite is running (log: /var/log/kubelite/server.log)"
     echo "export KUBECONFIG=/etc/kubelite/kubelite.yaml"
+    if ! command -v kubectl >/dev/null; then
+      echo "kubectl is not installed: install kubectl 1.27-1.33 to use the cluster (kubelite's own 'kubelite kubectl' is still to come)"
+    fi
     exit 0
   fi
   sleep 0.1

@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/deps.sh
+# Before building: everything the build and the tests use came from deps.sh (a fresh machine has
+# nothing else).
+scripts/check-deps.sh
 # The offline demo image the pod tests run (a static kuard plus busybox).
 cargo xtask demo-image
 cargo fmt --all -- --check

@@ -26,24 +26,29 @@ ready = threading.Event()
 
 def watch_pods():
     w = watch.Watch()
-    ready.set()
     for ev in w.stream(v1.list_namespaced_pod, NS, label_selector="app=py", timeout_seconds=20):
-        events.append((ev["type"], ev["object"].metadata.name))
-        if ev["type"] == "DELETED":
+        name = ev["object"].metadata.name
+        events.append((ev["type"], name))
+        # A watch without a resourceVersion starts with the objects that exist: once the sentinel
+        # arrives, the stream is open and every later change reaches it.
+        if name == "py-sentinel":
+            ready.set()
+        if ev["type"] == "DELETED" and name == "py-one":
             w.stop()
 
 
+v1.create_namespaced_pod(NS, pod("py-sentinel"))
 t = threading.Thread(target=watch_pods)
 t.start()
-ready.wait()
+assert ready.wait(timeout=20), "the watch never delivered the existing pod"
 
 created = v1.create_namespaced_pod(NS, pod("py-one"))
 assert created.spec.restart_policy == "Always", created.spec
 assert created.status.phase == "Pending", created.status
 assert created.spec.containers[0].image_pull_policy == "IfNotPresent"
 
-names = [p.metadata.name for p in v1.list_namespaced_pod(NS).items]
-assert names == ["py-one"], names
+names = sorted(p.metadata.name for p in v1.list_namespaced_pod(NS).items)
+assert names == ["py-one", "py-sentinel"], names
 
 patched = v1.patch_namespaced_pod("py-one", NS, {"metadata": {"labels": {"tier": "web"}}})
 assert patched.metadata.labels == {"app": "py", "tier": "web"}, patched.metadata.labels

@@ -14,6 +14,7 @@ pub mod pod;
 pub mod quantity;
 pub mod registry;
 pub mod resource;
+pub mod resources;
 pub mod selector;
 pub mod status;
 pub mod table;

@@ -6,7 +6,6 @@ use std::fs;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use base64::Engine;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType,
@@ -226,17 +225,6 @@ impl Pki {
             node_token,
         })
     }
-
-    /// An admin kubeconfig for `server` (`https://host:port`), with the client certificate inline.
-    pub fn admin_kubeconfig(&self, server: &str) -> String {
-        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    certificate-authority-data: {ca}\n    server: {server}\n  name: default\ncontexts:\n- context:\n    cluster: default\n    user: default\n  name: default\ncurrent-context: default\npreferences: {{}}\nusers:\n- name: default\n  user:\n    client-certificate-data: {cert}\n    client-key-data: {key}\n",
-            ca = b64(&self.ca.cert_pem),
-            cert = b64(&self.admin.cert_pem),
-            key = b64(&self.admin.key_pem),
-        )
-    }
 }
 
 #[cfg(test)]
@@ -256,7 +244,5 @@ mod tests {
         assert_eq!(a.ca.cert_pem, c.ca.cert_pem);
         assert_ne!(a.serving.cert_pem, c.serving.cert_pem);
         assert_eq!(a.admin.cert_pem, c.admin.cert_pem);
-        let kubeconfig = a.admin_kubeconfig("https://127.0.0.1:6443");
-        assert!(kubeconfig.contains("server: https://127.0.0.1:6443"));
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod files;
 mod images;
 
 // The API server churns through many short-lived JSON trees; mimalloc returns that memory instead
@@ -58,6 +59,33 @@ struct PodNetwork {
     /// The port of the node's HTTPS server (container logs).
     #[arg(long, default_value_t = 10250)]
     kubelet_port: u16,
+    /// Resources kept for the system, not allocatable to pods: `cpu=500m,memory=1Gi`.
+    #[arg(long, default_value = "", value_parser = parse_reserved)]
+    system_reserved: api::resources::Resources,
+}
+
+/// Parses `cpu=500m,memory=1Gi,ephemeral-storage=1Gi` as the kubelet's `--system-reserved`.
+fn parse_reserved(text: &str) -> Result<api::resources::Resources, String> {
+    let mut map = std::collections::BTreeMap::new();
+    for part in text.split(',').filter(|p| !p.trim().is_empty()) {
+        let (name, value) = part
+            .split_once('=')
+            .ok_or_else(|| format!("{part:?} is not NAME=QUANTITY"))?;
+        let name = name.trim();
+        if !matches!(name, "cpu" | "memory" | "ephemeral-storage") {
+            return Err(format!(
+                "cannot reserve {name:?}: only cpu, memory and ephemeral-storage"
+            ));
+        }
+        if api::quantity::parse(value).is_none_or(|q| q < 0) {
+            return Err(format!("{value:?} is not a quantity"));
+        }
+        map.insert(
+            name.to_string(),
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity(value.trim().into()),
+        );
+    }
+    Ok(api::resources::Resources::from_map(Some(&map)))
 }
 
 impl PodNetwork {
@@ -81,6 +109,7 @@ impl PodNetwork {
             pause: vec![exe.display().to_string(), "pause".into()],
             oci_runtime: self.oci_runtime.clone(),
             kubelet_port: self.kubelet_port,
+            system_reserved: self.system_reserved,
             ca_pem,
             state_dir,
         })
@@ -100,6 +129,9 @@ enum Command {
         /// Write the admin kubeconfig here.
         #[arg(long, default_value = "/etc/kubelite/kubelite.yaml")]
         write_kubeconfig: PathBuf,
+        /// The file mode of the admin kubeconfig, in octal (it holds the admin's private key).
+        #[arg(long, default_value = "0600", value_parser = files::parse_mode)]
+        write_kubeconfig_mode: u32,
         /// The storage backend.
         #[arg(long, value_enum, default_value = "sqlite")]
         datastore: Datastore,
@@ -125,13 +157,19 @@ enum Command {
         node_monitor_grace_period: u64,
     },
     /// Run a node agent that joins a cluster.
+    #[command(group = clap::ArgGroup::new("join").required(true).args(["token_file", "token"]))]
     Agent {
         /// The API server, `https://host:port`.
         #[arg(long)]
         server: String,
-        /// The join token (the server writes it to <data-dir>/server/tls/node-token).
-        #[arg(long, env = "KUBELITE_TOKEN")]
-        token: String,
+        /// A file holding the join token (the server writes it to
+        /// <data-dir>/server/tls/node-token). Prefer this: a token on the command line is
+        /// visible to every user in `ps`.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// The join token itself (or set KUBELITE_TOKEN).
+        #[arg(long, env = "KUBELITE_TOKEN", hide_env_values = true)]
+        token: Option<String>,
         /// The name of this node (default: the hostname).
         #[arg(long)]
         node_name: Option<String>,
@@ -174,12 +212,35 @@ fn tune_allocator(cli: &Cli) {
     let Ok(exe) = std::env::current_exe() else {
         return;
     };
-    let err = std::process::Command::new(exe)
-        .args(std::env::args_os().skip(1))
+    let (args, token) = args_without_token();
+    let mut command = std::process::Command::new(exe);
+    command
+        .args(args)
         .env("MIMALLOC_PURGE_DELAY", "0")
-        .env("MIMALLOC_ARENA_EAGER_COMMIT", "0")
-        .exec();
+        .env("MIMALLOC_ARENA_EAGER_COMMIT", "0");
+    if let Some(token) = token {
+        command.env("KUBELITE_TOKEN", token);
+    }
+    let err = command.exec();
     eprintln!("re-executing with allocator options failed ({err}); going on without them");
+}
+
+/// This process's arguments without a `--token` (and the token): a re-executed agent gets the
+/// token through its environment, which other users cannot read, instead of its command line.
+fn args_without_token() -> (Vec<std::ffi::OsString>, Option<std::ffi::OsString>) {
+    let mut args = Vec::new();
+    let mut token = None;
+    let mut given = std::env::args_os().skip(1);
+    while let Some(arg) = given.next() {
+        if arg == "--token" {
+            token = given.next();
+        } else if let Some(value) = arg.to_str().and_then(|a| a.strip_prefix("--token=")) {
+            token = Some(value.into());
+        } else {
+            args.push(arg);
+        }
+    }
+    (args, token)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -207,13 +268,18 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_stack_size(8 * 1024 * 1024)
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(run(cli))
+    let result = runtime.block_on(run(cli));
+    // Blocking work still running (a container runtime call, an image import) must not hold the
+    // process past a signal: conmon keeps the containers, and the next agent re-adopts them.
+    runtime.shutdown_timeout(Duration::from_millis(300));
+    result
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -222,6 +288,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             data_dir,
             https_listen,
             write_kubeconfig,
+            write_kubeconfig_mode,
             datastore,
             etcd_endpoints,
             disable_agent,
@@ -232,13 +299,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             pods,
         } => {
             let started = std::time::Instant::now();
-            std::fs::create_dir_all(&data_dir)
-                .with_context(|| format!("creating {}", data_dir.display()))?;
+            files::private_dir(&data_dir)?;
+            files::private_dir(&data_dir.join("server"))?;
             let store: store::DynStore = match datastore {
                 Datastore::Sqlite => {
                     let dir = data_dir.join("server").join("db");
-                    std::fs::create_dir_all(&dir)
-                        .with_context(|| format!("creating {}", dir.display()))?;
+                    files::private_dir(&dir)?;
                     Arc::new(
                         store::sqlite::SqliteStore::open(&dir.join("state.db"))
                             .context("opening the SQLite store")?,
@@ -267,14 +333,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ip => ip.to_string(),
             };
             let url = format!("https://{host}:{}", running.addr.port());
-            if let Some(dir) = write_kubeconfig.parent() {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("creating {}", dir.display()))?;
-            }
-            std::fs::write(&write_kubeconfig, running.server.pki.admin_kubeconfig(&url))
-                .with_context(|| format!("writing {}", write_kubeconfig.display()))?;
+            let kubeconfig = admin_kubeconfig(&running.server.pki, &url);
+            let yaml =
+                serde_saphyr::to_string(&kubeconfig).context("serializing the kubeconfig")?;
+            files::write_atomic(&write_kubeconfig, yaml.as_bytes(), write_kubeconfig_mode)?;
             // The control-plane components and the local agent are API clients like any other.
-            let client = admin_client(&write_kubeconfig).await?;
+            let client = admin_client(kubeconfig).await?;
             tokio::spawn(scheduler::run(client.clone()));
             let lifecycle = controllers::node_lifecycle::Config {
                 grace_period: Duration::from_secs(node_monitor_grace_period),
@@ -309,13 +373,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Agent {
             server,
+            token_file,
             token,
             node_name,
             data_dir,
             pods,
         } => {
-            std::fs::create_dir_all(&data_dir)
-                .with_context(|| format!("creating {}", data_dir.display()))?;
+            files::private_dir(&data_dir)?;
+            let token = match (token_file, token) {
+                (Some(file), _) => std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading the join token from {}", file.display()))?
+                    .trim()
+                    .to_string(),
+                (None, Some(token)) => token,
+                (None, None) => anyhow::bail!("give the join token with --token-file"),
+            };
             let (client, ca) = node::join::client(&server, &token)
                 .await
                 .context("joining the cluster")?;
@@ -337,10 +409,24 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-/// A client of our own API server with the admin credentials just written.
-async fn admin_client(kubeconfig: &std::path::Path) -> anyhow::Result<kube::Client> {
-    let kc =
-        kube::config::Kubeconfig::read_from(kubeconfig).context("reading the admin kubeconfig")?;
+/// The admin kubeconfig for `url`, with the cluster CA and the admin client certificate inline.
+fn admin_kubeconfig(pki: &apiserver::pki::Pki, url: &str) -> kube::config::Kubeconfig {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+    let cluster = kube::config::Cluster {
+        certificate_authority_data: Some(b64(&pki.ca.cert_pem)),
+        ..Default::default()
+    };
+    let user = kube::config::AuthInfo {
+        client_certificate_data: Some(b64(&pki.admin.cert_pem)),
+        client_key_data: Some(secrecy::SecretString::from(b64(&pki.admin.key_pem))),
+        ..Default::default()
+    };
+    node::join::kubeconfig(url, cluster, user)
+}
+
+/// A client of our own API server with the admin credentials.
+async fn admin_client(kc: kube::config::Kubeconfig) -> anyhow::Result<kube::Client> {
     let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
         .await
         .context("admin client config")?;

@@ -280,6 +280,14 @@ fn edit(c: &Cluster, kubectl: &Path) {
 }
 
 fn watch(c: &Cluster, kubectl: &Path) {
+    // kubectl lists, prints what exists, then watches from the list's resourceVersion: once the
+    // sentinel's line is out, every later change reaches the watch.
+    c.file(
+        "sentinel.yaml",
+        &KUARD_POD.replace("kubernetes-up-and-running", "watch-sentinel"),
+    );
+    c.kubectl_with(kubectl, &["create", "-f", "sentinel.yaml"])
+        .ok();
     let mut child = c
         .kubectl_cmd(kubectl)
         .args(["get", "pods", "-w", "--output-watch-events"])
@@ -296,8 +304,10 @@ fn watch(c: &Cluster, kubectl: &Path) {
             }
         }
     });
-    // The watch is established once the (empty) list has printed; give it a moment.
-    std::thread::sleep(Duration::from_millis(700));
+    // The header comes first, then the listed pods.
+    let listed = std::iter::from_fn(|| rx.recv_timeout(Duration::from_secs(15)).ok())
+        .find(|line| line.contains("watch-sentinel"));
+    assert!(listed.is_some(), "the watch never printed the existing pod");
     c.file("pod.yaml", KUARD_POD);
     c.kubectl_with(kubectl, &["create", "-f", "pod.yaml"]).ok();
     c.kubectl_with(
@@ -325,6 +335,11 @@ fn watch(c: &Cluster, kubectl: &Path) {
     assert_eq!(seen.first().map(String::as_str), Some("ADDED"), "{seen:?}");
     assert!(seen.iter().any(|e| e == "MODIFIED"), "{seen:?}");
     assert_eq!(seen.last().map(String::as_str), Some("DELETED"), "{seen:?}");
+    c.kubectl_with(
+        kubectl,
+        &["delete", "pod", "watch-sentinel", "--wait=false"],
+    )
+    .ok();
 }
 
 fn events(c: &Cluster, kubectl: &Path) {

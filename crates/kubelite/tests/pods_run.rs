@@ -177,11 +177,24 @@ fn restarting_the_server_keeps_containers_running() {
         c.kubectl(&["get", "pod", "kubernetes-up-and-running", "-o", "jsonpath={.status.containerStatuses[0].containerID} {.status.containerStatuses[0].restartCount}"]).ok().to_string()
     };
     let before = id(&c);
+    let container_id = before
+        .split_whitespace()
+        .next()
+        .and_then(|id| id.split_once("://"))
+        .map(|(_, id)| id.to_string())
+        .expect("a container ID");
     c.restart();
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    // The restarted agent says when it has taken the running container back; only then is the
+    // status it keeps publishing the new agent's word.
+    eventually(60, || {
+        c.log()
+            .lines()
+            .any(|l| l.contains("adopted a running container") && l.contains(&container_id))
+            .then_some(())
+    })
+    .expect("the restarted agent adopts the running container");
     let after = id(&c);
     assert_eq!(before, after, "the same container, no restart");
-    assert!(c.log().contains("adopted a running container"));
     let logs = c.kubectl(&["logs", "kubernetes-up-and-running"]);
     assert!(logs.ok().contains("Serving on HTTP on :8080"));
 }
@@ -544,6 +557,13 @@ fn an_agent_on_a_second_host_runs_pods() {
         .stderr(std::fs::File::create(c.dir.path().join("host2.log")).unwrap())
         .spawn()
         .unwrap();
+    // A token given on the command line is moved out of it when the agent re-executes itself.
+    let secret = token.trim().rsplit_once(':').unwrap().1.to_string();
+    let cmdline = |pid: u32| {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+            .unwrap_or_default()
+    };
     let ready = eventually(30, || {
         let out = c.kubectl(&[
             "get",
@@ -559,6 +579,12 @@ fn an_agent_on_a_second_host_runs_pods() {
             ready.is_some(),
             "host2 registers with its own address: {}",
             std::fs::read_to_string(c.dir.path().join("host2.log")).unwrap_or_default()
+        );
+        let shown = cmdline(agent.id());
+        assert!(shown.contains("agent"), "{shown}");
+        assert!(
+            !shown.contains(&secret),
+            "the token is on the command line: {shown}"
         );
         c.file("pod.yaml", KUARD_POD);
         c.kubectl(&["create", "-f", "pod.yaml"]).ok();

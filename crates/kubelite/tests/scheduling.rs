@@ -116,7 +116,8 @@ fn an_agent_joins_with_the_token_and_a_silent_node_goes_not_ready() {
     ]);
     assert_eq!(condition.ok(), "Unschedulable");
 
-    let token = std::fs::read_to_string(c.data_dir().join("server/tls/node-token")).unwrap();
+    let token_file = c.data_dir().join("server/tls/node-token");
+    let token = std::fs::read_to_string(&token_file).unwrap();
     // A wrong token is refused before anything is sent with it.
     let bad = Command::new(env!("CARGO_BIN_EXE_kubelite"))
         .args([
@@ -148,9 +149,9 @@ fn an_agent_joins_with_the_token_and_a_silent_node_goes_not_ready() {
             &c.url(),
             "--node-name",
             "joined-1",
-            "--token",
-            token.trim(),
+            "--token-file",
         ])
+        .arg(&token_file)
         .args(["--pod-bridge", &bridge, "--pod-cidr", "10.99.250.0/24"])
         .args(["--kubelet-port", &free_port().to_string()])
         .arg("--data-dir")
@@ -174,8 +175,18 @@ fn an_agent_joins_with_the_token_and_a_silent_node_goes_not_ready() {
         ]);
         (out.stdout == "joined-1").then_some(())
     });
+    // No process shows the token's secret on its command line.
+    let secret = token.trim().rsplit_once(':').unwrap().1.to_string();
+    let shown: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+        .filter(|cmdline| cmdline.contains(&secret))
+        .collect();
     let _ = agent.kill();
     let _ = agent.wait();
+    assert!(shown.is_empty(), "the join token is visible: {shown:?}");
     // The agent is gone for good in this test: remove what it started for the pod.
     sweep_node(&agent_dir.join("agent"), &bridge);
     assert!(ready.is_some(), "the joined node becomes Ready");

@@ -17,15 +17,46 @@ pub enum JoinError {
     Config(String),
 }
 
-fn kubeconfig_yaml(server: &str, tls: &str, user: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n{tls}contexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n{user}"
-    )
+/// A kubeconfig with one cluster, one user and one context, built as data (never spliced into
+/// YAML text, so no value can change its structure).
+pub fn kubeconfig(
+    server: &str,
+    cluster: kube::config::Cluster,
+    user: kube::config::AuthInfo,
+) -> kube::config::Kubeconfig {
+    use kube::config::{Cluster, Context, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext};
+    let name = "default".to_string();
+    Kubeconfig {
+        api_version: Some("v1".into()),
+        kind: Some("Config".into()),
+        clusters: vec![NamedCluster {
+            name: name.clone(),
+            cluster: Some(Cluster {
+                server: Some(server.into()),
+                ..cluster
+            }),
+            ..Default::default()
+        }],
+        auth_infos: vec![NamedAuthInfo {
+            name: name.clone(),
+            auth_info: Some(user),
+            ..Default::default()
+        }],
+        contexts: vec![NamedContext {
+            name: name.clone(),
+            context: Some(Context {
+                cluster: name.clone(),
+                user: Some(name.clone()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        current_context: Some(name),
+        ..Default::default()
+    }
 }
 
-async fn client_from(yaml: &str) -> Result<kube::Client, JoinError> {
-    let kc =
-        kube::config::Kubeconfig::from_yaml(yaml).map_err(|e| JoinError::Config(e.to_string()))?;
+async fn client_from(kc: kube::config::Kubeconfig) -> Result<kube::Client, JoinError> {
     let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
         .await
         .map_err(|e| JoinError::Config(e.to_string()))?;
@@ -33,6 +64,7 @@ async fn client_from(yaml: &str) -> Result<kube::Client, JoinError> {
 }
 
 /// A client for `server` (`https://host:port`) authenticated by `token`, and the cluster CA.
+/// (A token that does not fit the K10 form is refused before anything is sent.)
 pub async fn client(server: &str, token: &str) -> Result<(kube::Client, String), JoinError> {
     let hash = token
         .strip_prefix("K10")
@@ -40,10 +72,13 @@ pub async fn client(server: &str, token: &str) -> Result<(kube::Client, String),
         .map(|(h, _)| h.to_string())
         .filter(|h| h.len() == 64)
         .ok_or(JoinError::BadToken)?;
-    let insecure = client_from(&kubeconfig_yaml(
+    let insecure = client_from(kubeconfig(
         server,
-        "    insecure-skip-tls-verify: true\n",
-        "    {}\n",
+        kube::config::Cluster {
+            insecure_skip_tls_verify: Some(true),
+            ..Default::default()
+        },
+        Default::default(),
     ))
     .await?;
     let request = http::Request::get("/cacerts")
@@ -57,13 +92,46 @@ pub async fn client(server: &str, token: &str) -> Result<(kube::Client, String),
     if got != hash {
         return Err(JoinError::CaMismatch(got));
     }
-    let ca_b64 = base64::engine::general_purpose::STANDARD.encode(ca.as_bytes());
-    let tls = format!("    certificate-authority-data: {ca_b64}\n");
-    let client = client_from(&kubeconfig_yaml(
-        server,
-        &tls,
-        &format!("    token: {token}\n"),
-    ))
-    .await?;
+    let cluster = kube::config::Cluster {
+        certificate_authority_data: Some(
+            base64::engine::general_purpose::STANDARD.encode(ca.as_bytes()),
+        ),
+        ..Default::default()
+    };
+    let user = kube::config::AuthInfo {
+        token: Some(secrecy::SecretString::from(token.to_string())),
+        ..Default::default()
+    };
+    let client = client_from(kubeconfig(server, cluster, user)).await?;
     Ok((client, ca))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kubeconfig_keeps_hostile_values_as_values() {
+        let user = kube::config::AuthInfo {
+            token: Some(secrecy::SecretString::from(
+                "K10x::node:a\nusers: []\n- name: evil".to_string(),
+            )),
+            ..Default::default()
+        };
+        let kc = kubeconfig("https://127.0.0.1:6443", Default::default(), user);
+        let yaml = serde_saphyr::to_string(&kc).unwrap();
+        let back = kube::config::Kubeconfig::from_yaml(&yaml).unwrap();
+        assert_eq!(back.auth_infos.len(), 1);
+        let token = back.auth_infos[0]
+            .auth_info
+            .as_ref()
+            .unwrap()
+            .token
+            .as_ref();
+        use secrecy::ExposeSecret;
+        assert_eq!(
+            token.unwrap().expose_secret(),
+            "K10x::node:a\nusers: []\n- name: evil"
+        );
+    }
 }

@@ -44,6 +44,33 @@ pub struct Config {
     pub kubelet_port: u16,
     /// The cluster CA; only clients it signed may use the node's server.
     pub ca_pem: String,
+    /// What the node keeps for its system daemons (`--system-reserved`): not allocatable to pods.
+    pub system_reserved: api::resources::Resources,
+}
+
+/// Memory the kubelet's default hard eviction threshold (`memory.available<100Mi`) keeps free.
+const EVICTION_MEMORY: i64 = 100 << 20;
+/// The share of the node's disk the default threshold `nodefs.available<10%` keeps free.
+const EVICTION_DISK_PERCENT: i64 = 10;
+
+/// What pods may request of this node: its capacity less the system reservation and the default
+/// hard eviction thresholds, as the kubelet computes `status.allocatable`.
+fn allocatable(host: &host::Host, reserved: &api::resources::Resources) -> serde_json::Value {
+    let milli_cpu = (host.cpus as i64 * 1000 - reserved.milli_cpu).max(0);
+    let cpu = if milli_cpu % 1000 == 0 {
+        (milli_cpu / 1000).to_string()
+    } else {
+        format!("{milli_cpu}m")
+    };
+    let memory = (host.memory_kib as i64 * 1024 - reserved.memory - EVICTION_MEMORY).max(0);
+    let disk = host.ephemeral_storage_kib as i64 * 1024;
+    let disk = (disk - disk * EVICTION_DISK_PERCENT / 100 - reserved.ephemeral_storage).max(0);
+    json!({
+        "cpu": cpu,
+        "memory": format!("{}Ki", memory / 1024),
+        "pods": "110",
+        "ephemeral-storage": disk.to_string(),
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +85,7 @@ pub enum Error {
     },
 }
 
-fn node_object(name: &str, host: &host::Host, kubelet_port: u16) -> serde_json::Value {
+fn node_object(name: &str, host: &host::Host, config: &Config) -> serde_json::Value {
     let now = Time(Timestamp::now());
     let condition = |type_: &str, status: &str, reason: &str, message: &str| {
         json!({"type": type_, "status": status, "reason": reason, "message": message,
@@ -89,7 +116,7 @@ fn node_object(name: &str, host: &host::Host, kubelet_port: u16) -> serde_json::
         },
         "status": {
             "capacity": capacity,
-            "allocatable": capacity,
+            "allocatable": allocatable(host, &config.system_reserved),
             "addresses": addresses,
             "conditions": [
                 condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
@@ -97,7 +124,7 @@ fn node_object(name: &str, host: &host::Host, kubelet_port: u16) -> serde_json::
                 condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
                 condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
             ],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}},
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": config.kubelet_port}},
             "nodeInfo": {
                 "machineID": host.machine_id,
                 "systemUUID": host.machine_id,
@@ -118,7 +145,7 @@ fn node_object(name: &str, host: &host::Host, kubelet_port: u16) -> serde_json::
 pub async fn register(client: &kube::Client, config: &Config) -> Result<(), Error> {
     let host = host::Host::read();
     let api: Api<Node> = Api::all(client.clone());
-    let object = node_object(&config.node_name, &host, config.kubelet_port);
+    let object = node_object(&config.node_name, &host, config);
     let err = |source| Error::Register {
         node: config.node_name.clone(),
         source,
@@ -294,6 +321,59 @@ fn import_images(
     }
 }
 
+/// Imports the archives in `dir` now and whenever one is written or moved there, until the
+/// process ends. The folder is watched with inotify: nothing polls, and nothing blocks shutdown.
+async fn follow_imports(
+    images: std::sync::Arc<runtime::image::ImageStore>,
+    dir: std::path::PathBuf,
+) {
+    use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
+    use notify::Watcher;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    // An archive is complete when its writer closes it, or when it is renamed into the folder
+    // (`kubelite images import` writes `NAME.partial`, then renames it).
+    let handler = move |event: notify::Result<notify::Event>| {
+        let complete = event.is_ok_and(|e| {
+            matches!(
+                e.kind,
+                EventKind::Access(AccessKind::Close(AccessMode::Write))
+                    | EventKind::Modify(ModifyKind::Name(_))
+            )
+        });
+        if complete {
+            let _ = tx.send(());
+        }
+    };
+    if let Err(err) = std::fs::create_dir_all(&dir) {
+        tracing::warn!(dir = %dir.display(), %err, "creating the image import folder failed");
+    }
+    let watcher = notify::recommended_watcher(handler).and_then(|mut w| {
+        w.watch(&dir, notify::RecursiveMode::NonRecursive)
+            .map(|()| w)
+    });
+    if let Err(err) = &watcher {
+        tracing::warn!(dir = %dir.display(), %err, "watching the image import folder failed; importing only at start");
+    }
+    let mut seen = std::collections::HashSet::new();
+    loop {
+        let (store, folder) = (images.clone(), dir.clone());
+        seen = match tokio::task::spawn_blocking(move || {
+            import_images(&store, &folder, &mut seen);
+            seen
+        })
+        .await
+        {
+            Ok(seen) => seen,
+            Err(_) => return,
+        };
+        if watcher.is_err() || rx.recv().await.is_none() {
+            return;
+        }
+        // Several events for one archive make one scan.
+        while rx.try_recv().is_ok() {}
+    }
+}
+
 /// Registers the node, then heartbeats and follows its pods until the process ends.
 pub async fn run(client: kube::Client, config: Config) -> Result<(), Error> {
     let mut delay = Duration::from_millis(100);
@@ -316,14 +396,10 @@ pub async fn run(client: kube::Client, config: Config) -> Result<(), Error> {
     let images = std::sync::Arc::new(runtime::image::ImageStore::open(
         &config.state_dir.join("store"),
     )?);
-    let import_dir = config.state_dir.join("images");
-    let mut seen = std::collections::HashSet::new();
-    import_images(&images, &import_dir, &mut seen);
-    let watched = images.clone();
-    tokio::task::spawn_blocking(move || loop {
-        std::thread::sleep(Duration::from_secs(2));
-        import_images(&watched, &import_dir, &mut seen);
-    });
+    tokio::spawn(follow_imports(
+        images.clone(),
+        config.state_dir.join("images"),
+    ));
     let recorder = kube::runtime::events::Recorder::new(
         client.clone(),
         kube::runtime::events::Reporter {

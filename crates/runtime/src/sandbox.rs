@@ -200,6 +200,7 @@ pub fn create(
                 message: format!("no IP in the result: {added}"),
             })?
             .to_string();
+        forget_neighbour(&cfg.bridge, &ip);
         let pidfile = dir.join("pause.pid");
         let _ = std::fs::remove_file(&pidfile);
         let (program, args) = pause.split_first().ok_or_else(|| Error::Command {
@@ -258,6 +259,21 @@ pub fn create(
         let _ = teardown_network(cfg, id, &netns);
     }
     result
+}
+
+/// Makes the node forget the MAC it last saw at `ip` on `bridge`. A pod that gets the address of
+/// one that just went away has a new MAC; until a stale entry expired, the node would send the
+/// new pod's traffic to the old MAC and the pod would be unreachable for seconds.
+fn forget_neighbour(bridge: &str, ip: &str) {
+    let out = Command::new("ip")
+        .args(["neigh", "del", ip, "dev", bridge])
+        .stdin(Stdio::null())
+        .output();
+    if let Ok(out) = out {
+        if out.status.success() {
+            tracing::debug!(%ip, %bridge, "forgot a stale neighbour entry");
+        }
+    }
 }
 
 fn teardown_network(cfg: &NetworkConfig, id: &str, netns: &str) -> Result<()> {

@@ -77,6 +77,12 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("etcd: {0}")]
     Etcd(#[from] etcd_client::Error),
+    #[error("preparing {path}: {source}")]
+    File {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("store is shut down")]
     Closed,
     #[error("store task failed: {0}")]

@@ -100,9 +100,27 @@ fn open(path: &Path, cache_kib: i64) -> Result<Connection> {
     Ok(conn)
 }
 
+/// Creates the database file readable by its owner only (it holds every object, secrets too);
+/// SQLite gives its `-wal` and `-shm` files the same mode.
+fn restrict(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let err = |source| StoreError::File {
+        path: path.display().to_string(),
+        source,
+    };
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
+        restrict(path)?;
         let conn = open(path, WRITER_CACHE_KIB)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS kv (

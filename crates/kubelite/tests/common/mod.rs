@@ -15,7 +15,7 @@ pub fn kubectl_version(minor: u32) -> PathBuf {
     let p = PathBuf::from(format!("{KUBECTL_DIR}/kubectl.1.{minor}"));
     assert!(
         p.exists(),
-        "{} is missing: the project's setup installs the kubectl versions",
+        "{} is missing: the tests drive the kubectl versions of the machine image's Google Cloud CLI packages",
         p.display()
     );
     p
@@ -38,6 +38,8 @@ pub struct Cluster {
     extra_args: Vec<String>,
     /// The pod bridge of this cluster's node agent, if it runs one.
     pub bridge: Option<String>,
+    /// The pod subnet of this cluster's node agent, if it runs one.
+    pub cidr: Option<String>,
     /// The address the API server listens on.
     pub host: String,
 }
@@ -151,7 +153,7 @@ impl Cluster {
     fn launch_prepared(extra: &[&str], agent: bool, host: &str) -> Self {
         assert!(
             Path::new(KUBECTL).exists(),
-            "kubectl is not installed at {KUBECTL}"
+            "kubectl is not installed at {KUBECTL} (the machine image's Google Cloud CLI packages provide it)"
         );
         let dir = tempfile::tempdir().unwrap();
         let mut c = Cluster {
@@ -161,6 +163,7 @@ impl Cluster {
             dir,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
             bridge: None,
+            cidr: None,
             host: host.into(),
         };
         if agent {
@@ -173,13 +176,14 @@ impl Cluster {
                 "--pod-bridge".into(),
                 bridge.clone(),
                 "--pod-cidr".into(),
-                cidr,
+                cidr.clone(),
                 "--kubelet-port".into(),
                 free_port().to_string(),
                 "--node-name".into(),
                 format!("node-{n}"),
             ]);
             c.bridge = Some(bridge);
+            c.cidr = Some(cidr);
             let images = c.data_dir().join("agent").join("images");
             std::fs::create_dir_all(&images).unwrap();
             if let Ok(src) = std::fs::metadata(demo_image()).map(|_| demo_image()) {
@@ -251,25 +255,46 @@ impl Cluster {
         }
     }
 
-    /// Stops the server gracefully (SIGTERM).
-    pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            send_sigterm(c.id());
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
+    /// Stops the server gracefully (SIGTERM) and returns how long it took to exit; after 10 s it
+    /// is killed and the answer is None.
+    pub fn stop(&mut self) -> Option<Duration> {
+        self.stop_with("TERM")
+    }
+
+    /// Sends the server `signal` (`TERM`, `INT`) and returns how long it took to exit; after
+    /// 10 s it is killed and the answer is None.
+    pub fn stop_with(&mut self, signal: &str) -> Option<Duration> {
+        let mut c = self.child.take()?;
+        let sent = Instant::now();
+        let _ = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(c.id().to_string())
+            .status();
+        while sent.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = c.try_wait() {
+                return Some(sent.elapsed());
             }
-            let _ = c.kill();
-            let _ = c.wait();
+            std::thread::sleep(Duration::from_millis(5));
         }
+        let _ = c.kill();
+        let _ = c.wait();
+        None
+    }
+
+    /// The server's process ID, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Starts the server again on the same data dir and port.
     pub fn restart(&mut self) {
         self.stop();
+        self.spawn();
+    }
+
+    /// Starts a stopped server again on the same data dir and port.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the server still runs");
         self.spawn();
     }
 
@@ -352,13 +377,6 @@ impl Cluster {
         let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
         (code.trim().parse().unwrap_or(0), body.to_string())
     }
-}
-
-fn send_sigterm(pid: u32) {
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(pid.to_string())
-        .status();
 }
 
 impl Drop for Cluster {
