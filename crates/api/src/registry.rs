@@ -342,9 +342,31 @@ pub fn prepare_create(resource: &Resource, obj: &mut Value) -> Result<(), ApiErr
             obj["spec"] = json!({"finalizers": ["kubernetes"]});
             obj["status"] = json!({"phase": "Active"});
         }
+        ("", "Node") => taint_new_node(obj),
         _ => {}
     }
     Ok(())
+}
+
+/// The TaintNodesAtCreation admission: a new Node is not ready until its agent says so, so it
+/// carries `node.kubernetes.io/not-ready:NoSchedule` and nothing is scheduled onto it before
+/// then (the node lifecycle controller removes the taint once the node reports Ready).
+fn taint_new_node(obj: &mut Value) {
+    const NOT_READY: &str = "node.kubernetes.io/not-ready";
+    if !obj["spec"].is_object() {
+        obj["spec"] = json!({});
+    }
+    if !obj["spec"]["taints"].is_array() {
+        obj["spec"]["taints"] = json!([]);
+    }
+    if let Some(taints) = obj["spec"]["taints"].as_array_mut() {
+        let present = taints
+            .iter()
+            .any(|t| t["key"] == NOT_READY && t["effect"] == "NoSchedule");
+        if !present {
+            taints.push(json!({"key": NOT_READY, "effect": "NoSchedule"}));
+        }
+    }
 }
 
 fn name_rule(resource: &Resource) -> NameRule {

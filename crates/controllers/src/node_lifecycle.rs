@@ -137,13 +137,30 @@ async fn check(client: &kube::Client, config: &Config) -> Result<(), kube::Error
     Ok(())
 }
 
-/// Runs the controller until the process ends.
+/// Runs the controller until the process ends: every `interval` (leases expire with time) and
+/// whenever a node changes (a new node's `not-ready` taint goes as soon as it reports Ready).
 pub async fn run(client: kube::Client, config: Config) {
+    use futures::StreamExt;
+    use kube::runtime::{watcher, WatchStreamExt};
+    let changed = std::sync::Arc::new(tokio::sync::Notify::new());
+    let notify = changed.clone();
+    let nodes = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .touched_objects();
+    tokio::spawn(async move {
+        futures::pin_mut!(nodes);
+        while nodes.next().await.is_some() {
+            notify.notify_one();
+        }
+    });
     loop {
         if let Err(err) = check(&client, &config).await {
             tracing::debug!(%err, "node lifecycle check failed");
         }
-        tokio::time::sleep(config.interval).await;
+        tokio::select! {
+            _ = changed.notified() => {}
+            _ = tokio::time::sleep(config.interval) => {}
+        }
     }
 }
 

@@ -1,10 +1,12 @@
 //! The scheduler: watches pods that no node runs yet and binds each to a node through the
 //! `pods/binding` subresource, as kube-scheduler does.
 //!
-//! Start at [`run`]. A pass takes every pending pod, runs the [`plugins::Filter`]s over every node,
-//! scores the nodes that pass, binds to the best, and records `Scheduled` or `FailedScheduling`
-//! events worded as Kubernetes words them. Pods that fit nowhere are retried when nodes or pods
-//! change, and with a back-off otherwise.
+//! Start at [`run`]. A pass takes every pending pod, runs the [`plugins::Filter`]s over every node
+//! (with what the pods already bound there request), scores the nodes that pass, binds to the
+//! best, and records `Scheduled` or `FailedScheduling` events worded as Kubernetes words them
+//! (repeats fold into one event series). A pod that fits nowhere waits until a node changes or a
+//! pod goes away, as kube-scheduler's unschedulable queue does, and is retried every five minutes
+//! regardless.
 //!
 //! **Boundary:** the scheduler is an ordinary API client; it never touches storage.
 
@@ -61,7 +63,7 @@ pub fn is_pending(pod: &Pod) -> bool {
         && phase != "Failed"
 }
 
-/// Per-pod retry state for pods that did not fit.
+/// Per-pod retry state for pods that did not fit or could not be bound.
 struct Backoff {
     next: Instant,
     delay: Duration,
@@ -69,6 +71,57 @@ struct Backoff {
 
 const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// How long an unschedulable pod waits when nothing in the cluster changes (kube-scheduler's
+/// `podMaxInUnschedulablePodsDuration`).
+const UNSCHEDULABLE_FLUSH: Duration = Duration::from_secs(300);
+/// How long a pod this scheduler bound counts on its node before the watch shows the binding.
+const ASSUME_TTL: Duration = Duration::from_secs(30);
+
+/// Pods bound by this scheduler that the pod watch has not shown bound yet, so that the next pass
+/// neither binds them again nor forgets what they take from their node.
+#[derive(Default)]
+struct Assumed(HashMap<String, (String, Instant)>);
+
+impl Assumed {
+    fn node_of(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(|(node, _)| node.as_str())
+    }
+}
+
+/// Whether a pod is bound to a node and still counts there (not terminal).
+fn bound_node(pod: &Pod) -> Option<&str> {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    if matches!(phase, Some("Succeeded" | "Failed")) {
+        return None;
+    }
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_deref())
+        .filter(|n| !n.is_empty())
+}
+
+/// Every node with what its pods (bound, or assumed bound) request.
+fn node_infos(nodes: &[Arc<Node>], pods: &[Arc<Pod>], assumed: &Assumed) -> Vec<plugins::NodeInfo> {
+    let mut infos: Vec<plugins::NodeInfo> =
+        nodes.iter().cloned().map(plugins::NodeInfo::new).collect();
+    let index: HashMap<String, usize> = infos
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.name().to_string(), i))
+        .collect();
+    for pod in pods {
+        let node = bound_node(pod).or_else(|| assumed.node_of(&key(pod)));
+        if let Some(i) = node.and_then(|n| index.get(n)) {
+            let request = pod
+                .spec
+                .as_ref()
+                .map(api::resources::pod_requests)
+                .unwrap_or_default();
+            infos[*i].add_pod(request);
+        }
+    }
+    infos
+}
 
 /// Runs the scheduler until the process ends.
 pub async fn run(client: kube::Client) {
@@ -77,20 +130,25 @@ pub async fn run(client: kube::Client) {
     let changed = Arc::new(Notify::new());
 
     let notify = changed.clone();
-    let pod_stream = reflector::reflector(
-        pod_writer,
-        watcher(
-            Api::<Pod>::all(client.clone()),
-            watcher::Config::default().fields("spec.nodeName="),
-        ),
+    // Every pod that is not terminal: pending ones to schedule, bound ones for what they take.
+    // A pod that ends or goes away arrives as a deletion, and may make room.
+    let pods_gone = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let gone = pods_gone.clone();
+    let pod_stream = watcher(
+        Api::<Pod>::all(client.clone()),
+        watcher::Config::default().fields("status.phase!=Succeeded,status.phase!=Failed"),
     )
     .default_backoff()
-    .touched_objects();
+    .reflect(pod_writer);
     tokio::spawn(async move {
         futures::pin_mut!(pod_stream);
         while let Some(ev) = pod_stream.next().await {
-            if let Err(err) = ev {
-                tracing::debug!(%err, "pod watch");
+            match ev {
+                Ok(watcher::Event::Delete(_)) => {
+                    gone.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                Ok(_) => {}
+                Err(err) => tracing::debug!(%err, "pod watch"),
             }
             notify.notify_one();
         }
@@ -125,15 +183,25 @@ pub async fn run(client: kube::Client) {
         },
     );
     let mut backoff: HashMap<String, Backoff> = HashMap::new();
-    let mut seen_node_changes = 0;
+    let mut assumed = Assumed::default();
+    let mut seen_changes = (0, 0);
     loop {
-        // A node change may make any waiting pod fit: retry them all now.
-        let now_changes = node_changes.load(std::sync::atomic::Ordering::Relaxed);
-        if now_changes != seen_node_changes {
-            seen_node_changes = now_changes;
+        // A node change, or a pod that went away, may make any waiting pod fit: retry them all now.
+        let changes = (
+            node_changes.load(std::sync::atomic::Ordering::Relaxed),
+            pods_gone.load(std::sync::atomic::Ordering::Relaxed),
+        );
+        if changes != seen_changes {
+            seen_changes = changes;
             backoff.clear();
         }
-        let next_retry = schedule_pass(&client, &recorder, &pods, &nodes, &mut backoff).await;
+        let mut pass = Pass {
+            client: &client,
+            recorder: &recorder,
+            backoff: &mut backoff,
+            assumed: &mut assumed,
+        };
+        let next_retry = pass.run(&pods, &nodes).await;
         let wait = next_retry
             .map(|t| t.saturating_duration_since(Instant::now()))
             .unwrap_or(Duration::from_secs(60));
@@ -144,48 +212,85 @@ pub async fn run(client: kube::Client) {
     }
 }
 
-/// One pass over the pending pods; returns when the next back-off expires.
-async fn schedule_pass(
-    client: &kube::Client,
-    recorder: &Recorder,
-    pods: &Store<Pod>,
-    nodes: &Store<Node>,
-    backoff: &mut HashMap<String, Backoff>,
-) -> Option<Instant> {
-    let now = Instant::now();
-    let mut pending: Vec<Arc<Pod>> = pods.state().into_iter().filter(|p| is_pending(p)).collect();
-    pending.sort_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0));
-    let keys: std::collections::HashSet<String> = pending.iter().map(|p| key(p)).collect();
-    backoff.retain(|k, _| keys.contains(k));
-    let nodes: Vec<Arc<Node>> = nodes.state();
-    let mut bound_counts = plugins::pods_per_node(&pods.state());
-    for pod in pending {
-        let k = key(&pod);
-        if backoff.get(&k).is_some_and(|b| b.next > now) {
-            continue;
-        }
-        match plugins::select(&pod, &nodes, &bound_counts) {
-            Ok(node) => match bind(client, recorder, &pod, &node).await {
-                Ok(()) => {
-                    backoff.remove(&k);
-                    *bound_counts.entry(node).or_default() += 1;
-                }
-                Err(err) => tracing::warn!(pod = %k, %err, "binding failed"),
-            },
-            Err(message) => {
-                let b = backoff.entry(k.clone()).or_insert(Backoff {
-                    next: now,
-                    delay: INITIAL_BACKOFF,
-                });
-                b.next = now + b.delay;
-                b.delay = (b.delay * 2).min(MAX_BACKOFF);
-                if let Err(err) = unschedulable(client, recorder, &pod, &message).await {
-                    tracing::warn!(pod = %k, %err, "recording FailedScheduling failed");
+/// What one scheduling pass works with.
+struct Pass<'a> {
+    client: &'a kube::Client,
+    recorder: &'a Recorder,
+    backoff: &'a mut HashMap<String, Backoff>,
+    assumed: &'a mut Assumed,
+}
+
+impl Pass<'_> {
+    /// One pass over the pending pods; returns when the next retry is due.
+    async fn run(&mut self, pods: &Store<Pod>, nodes: &Store<Node>) -> Option<Instant> {
+        let now = Instant::now();
+        let all = pods.state();
+        // An assumed pod is done with once the watch shows it bound (or gone), or it expired.
+        let present: HashMap<String, &Arc<Pod>> = all.iter().map(|p| (key(p), p)).collect();
+        self.assumed.0.retain(|k, (_, since)| {
+            present.get(k).is_some_and(|p| bound_node(p).is_none()) && since.elapsed() < ASSUME_TTL
+        });
+        let mut pending: Vec<Arc<Pod>> = all
+            .iter()
+            .filter(|p| is_pending(p) && self.assumed.node_of(&key(p)).is_none())
+            .cloned()
+            .collect();
+        pending.sort_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0));
+        let keys: std::collections::HashSet<String> = pending.iter().map(|p| key(p)).collect();
+        self.backoff.retain(|k, _| keys.contains(k));
+        let mut infos = node_infos(&nodes.state(), &all, self.assumed);
+        for pod in pending {
+            let k = key(&pod);
+            if self.backoff.get(&k).is_some_and(|b| b.next > now) {
+                continue;
+            }
+            match plugins::select(&pod, &infos) {
+                Ok(node) => match bind(self.client, self.recorder, &pod, &node).await {
+                    Ok(()) => {
+                        self.backoff.remove(&k);
+                        let request = pod
+                            .spec
+                            .as_ref()
+                            .map(api::resources::pod_requests)
+                            .unwrap_or_default();
+                        if let Some(info) = infos.iter_mut().find(|i| i.name() == node) {
+                            info.add_pod(request);
+                        }
+                        self.assumed.0.insert(k, (node, Instant::now()));
+                    }
+                    Err(err) => {
+                        tracing::warn!(pod = %k, %err, "binding failed");
+                        self.retry_later(k, now);
+                    }
+                },
+                Err(message) => {
+                    self.backoff.insert(
+                        k.clone(),
+                        Backoff {
+                            next: now + UNSCHEDULABLE_FLUSH,
+                            delay: INITIAL_BACKOFF,
+                        },
+                    );
+                    if let Err(err) =
+                        unschedulable(self.client, self.recorder, &pod, &message).await
+                    {
+                        tracing::warn!(pod = %k, %err, "recording FailedScheduling failed");
+                    }
                 }
             }
         }
+        self.backoff.values().map(|b| b.next).min()
     }
-    backoff.values().map(|b| b.next).min()
+
+    /// A pod whose binding failed is tried again after a growing delay.
+    fn retry_later(&mut self, key: String, now: Instant) {
+        let b = self.backoff.entry(key).or_insert(Backoff {
+            next: now,
+            delay: INITIAL_BACKOFF,
+        });
+        b.next = now + b.delay;
+        b.delay = (b.delay * 2).min(MAX_BACKOFF);
+    }
 }
 
 fn key(pod: &Pod) -> String {

@@ -1,24 +1,93 @@
-//! Filter and score plugins. A filter says why a node cannot run a pod, in the words the
-//! aggregated `FailedScheduling` message uses; the score prefers the least loaded node.
-//! Resource fit (`NodeResourcesFit`) slots in here as one more [`Filter`].
+//! Filter and score plugins, in kube-scheduler's order and words. A filter says why a node cannot
+//! run a pod; [`select`] runs them over every node, scores the nodes that pass and, when none
+//! does, writes the `FailedScheduling` message as kube-scheduler 1.33 writes it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Node, Pod, Taint, Toleration};
+use api::resources::Resources;
+use k8s_openapi::api::core::v1::{Node, NodeSelectorRequirement, Pod, Taint, Toleration};
 
-/// One reason a node is filtered out.
+/// A node as the scheduler sees it: the object, and what the pods bound to it already request.
+#[derive(Clone, Debug)]
+pub struct NodeInfo {
+    pub node: Arc<Node>,
+    /// The sum of the requests of the node's non-terminal pods.
+    pub requested: Resources,
+    /// How many non-terminal pods the node has.
+    pub pods: usize,
+}
+
+impl NodeInfo {
+    pub fn new(node: Arc<Node>) -> Self {
+        NodeInfo {
+            node,
+            requested: Resources::default(),
+            pods: 0,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        self.node.metadata.name.as_deref().unwrap_or("")
+    }
+
+    /// Counts a pod bound (or being bound) to this node.
+    pub fn add_pod(&mut self, request: Resources) {
+        self.requested = self.requested.plus(request);
+        self.pods += 1;
+    }
+
+    fn allocatable(&self) -> (Resources, i64) {
+        let map = self
+            .node
+            .status
+            .as_ref()
+            .and_then(|s| s.allocatable.as_ref());
+        let pods = map
+            .and_then(|m| m.get("pods"))
+            .and_then(|q| api::quantity::parse(&q.0))
+            .map_or(0, api::quantity::to_units);
+        (Resources::from_map(map), pods)
+    }
+}
+
+/// Whether preemption could help on a node that rejected the pod (kube-scheduler's
+/// `Unschedulable`), or not (`UnschedulableAndUnresolvable`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Code {
+    Unschedulable,
+    UnschedulableAndUnresolvable,
+}
+
+/// Why a node cannot run a pod: one or more reasons, in the words of the aggregated message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    pub code: Code,
+    pub reasons: Vec<String>,
+}
+
+impl Rejection {
+    fn unresolvable(reason: impl Into<String>) -> Self {
+        Rejection {
+            code: Code::UnschedulableAndUnresolvable,
+            reasons: vec![reason.into()],
+        }
+    }
+}
+
+/// One filter plugin.
 pub trait Filter: Send + Sync {
-    /// `Err(reason)` when `node` cannot run `pod`; `reason` reads like "node(s) were unschedulable".
-    fn filter(&self, pod: &Pod, node: &Node) -> Result<(), String>;
+    /// `Err` when `node` cannot run `pod`, whose requests are `request`.
+    fn filter(&self, pod: &Pod, request: &Resources, node: &NodeInfo) -> Result<(), Rejection>;
 }
 
 /// `spec.unschedulable` (a cordoned node), unless the pod tolerates it.
 pub struct NodeUnschedulable;
 
 impl Filter for NodeUnschedulable {
-    fn filter(&self, pod: &Pod, node: &Node) -> Result<(), String> {
+    fn filter(&self, pod: &Pod, _: &Resources, node: &NodeInfo) -> Result<(), Rejection> {
         let cordoned = node
+            .node
             .spec
             .as_ref()
             .and_then(|s| s.unschedulable)
@@ -29,27 +98,42 @@ impl Filter for NodeUnschedulable {
             ..Default::default()
         };
         if cordoned && !tolerated(pod, &taint) {
-            return Err("node(s) were unschedulable".into());
+            return Err(Rejection::unresolvable("node(s) were unschedulable"));
         }
         Ok(())
     }
 }
 
-/// NoSchedule and NoExecute taints the pod does not tolerate.
+/// `spec.nodeName` set by the user before scheduling (kube-scheduler only sees such pods when
+/// they come through it, which ours do not; kept for the plugin order and for completeness).
+pub struct NodeName;
+
+impl Filter for NodeName {
+    fn filter(&self, pod: &Pod, _: &Resources, node: &NodeInfo) -> Result<(), Rejection> {
+        match pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) {
+            Some(wanted) if !wanted.is_empty() && wanted != node.name() => Err(
+                Rejection::unresolvable("node(s) didn't match the requested node name"),
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// NoSchedule and NoExecute taints the pod does not tolerate; the first one is reported.
 pub struct TaintToleration;
 
 impl Filter for TaintToleration {
-    fn filter(&self, pod: &Pod, node: &Node) -> Result<(), String> {
-        let taints = node.spec.as_ref().and_then(|s| s.taints.as_ref());
+    fn filter(&self, pod: &Pod, _: &Resources, node: &NodeInfo) -> Result<(), Rejection> {
+        let taints = node.node.spec.as_ref().and_then(|s| s.taints.as_ref());
         for taint in taints.into_iter().flatten() {
             if (taint.effect == "NoSchedule" || taint.effect == "NoExecute")
                 && !tolerated(pod, taint)
             {
-                return Err(format!(
+                return Err(Rejection::unresolvable(format!(
                     "node(s) had untolerated taint {{{}: {}}}",
                     taint.key,
                     taint.value.as_deref().unwrap_or("")
-                ));
+                )));
             }
         }
         Ok(())
@@ -77,57 +161,208 @@ fn tolerated(pod: &Pod, taint: &Taint) -> bool {
         .any(|t| tolerates(t, taint))
 }
 
-pub fn default_filters() -> Vec<Box<dyn Filter>> {
-    vec![Box::new(NodeUnschedulable), Box::new(TaintToleration)]
-}
+/// `spec.nodeSelector` and the required node affinity.
+pub struct NodeAffinity;
 
-/// How many pods each node already runs (for scoring).
-pub fn pods_per_node(pods: &[Arc<Pod>]) -> HashMap<String, usize> {
-    let mut counts = HashMap::new();
-    for p in pods {
-        if let Some(n) = p
-            .spec
-            .as_ref()
-            .and_then(|s| s.node_name.as_deref())
-            .filter(|n| !n.is_empty())
-        {
-            *counts.entry(n.to_string()).or_default() += 1;
+impl Filter for NodeAffinity {
+    fn filter(&self, pod: &Pod, _: &Resources, node: &NodeInfo) -> Result<(), Rejection> {
+        let empty = BTreeMap::new();
+        let labels = node.node.metadata.labels.as_ref().unwrap_or(&empty);
+        let spec = pod.spec.as_ref();
+        let selector_ok = spec
+            .and_then(|s| s.node_selector.as_ref())
+            .into_iter()
+            .flatten()
+            .all(|(k, v)| labels.get(k) == Some(v));
+        let terms = spec
+            .and_then(|s| s.affinity.as_ref())
+            .and_then(|a| a.node_affinity.as_ref())
+            .and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })
+            .map(|r| r.node_selector_terms.as_slice());
+        // The terms are ORed; a term's expressions and fields are ANDed.
+        let affinity_ok = terms.is_none_or(|terms| {
+            terms.iter().any(|term| {
+                let exprs = term.match_expressions.iter().flatten();
+                let fields = term.match_fields.iter().flatten();
+                let has_any = term
+                    .match_expressions
+                    .as_ref()
+                    .is_some_and(|e| !e.is_empty())
+                    || term.match_fields.as_ref().is_some_and(|f| !f.is_empty());
+                has_any
+                    && exprs
+                        .clone()
+                        .all(|r| matches_requirement(r, labels.get(&r.key).map(String::as_str)))
+                    && fields.clone().all(|r| {
+                        let value = (r.key == "metadata.name").then(|| node.name());
+                        matches_requirement(r, value)
+                    })
+            })
+        });
+        if selector_ok && affinity_ok {
+            Ok(())
+        } else {
+            Err(Rejection::unresolvable(
+                "node(s) didn't match Pod's node affinity/selector",
+            ))
         }
     }
-    counts
 }
 
-/// The node `pod` should run on, or the `FailedScheduling` message when none fits.
-pub fn select(
-    pod: &Pod,
-    nodes: &[Arc<Node>],
-    bound: &HashMap<String, usize>,
-) -> Result<String, String> {
+fn matches_requirement(r: &NodeSelectorRequirement, value: Option<&str>) -> bool {
+    let values = r.values.as_deref().unwrap_or(&[]);
+    let number = |s: &str| s.parse::<i64>().ok();
+    match r.operator.as_str() {
+        "In" => value.is_some_and(|v| values.iter().any(|w| w == v)),
+        "NotIn" => value.is_none_or(|v| values.iter().all(|w| w != v)),
+        "Exists" => value.is_some(),
+        "DoesNotExist" => value.is_none(),
+        "Gt" | "Lt" => {
+            let (Some(have), Some(bound)) = (
+                value.and_then(number),
+                values.first().and_then(|b| number(b)),
+            ) else {
+                return false;
+            };
+            if r.operator == "Gt" {
+                have > bound
+            } else {
+                have < bound
+            }
+        }
+        _ => false,
+    }
+}
+
+/// Requests against what the node can allocate minus what its pods already request.
+pub struct NodeResourcesFit;
+
+impl Filter for NodeResourcesFit {
+    fn filter(&self, _: &Pod, request: &Resources, node: &NodeInfo) -> Result<(), Rejection> {
+        let (allocatable, max_pods) = node.allocatable();
+        let mut reasons = Vec::new();
+        if node.pods as i64 + 1 > max_pods {
+            reasons.push("Too many pods".to_string());
+        }
+        let used = node.requested;
+        let checks = [
+            (
+                "cpu",
+                request.milli_cpu,
+                used.milli_cpu,
+                allocatable.milli_cpu,
+            ),
+            ("memory", request.memory, used.memory, allocatable.memory),
+            (
+                "ephemeral-storage",
+                request.ephemeral_storage,
+                used.ephemeral_storage,
+                allocatable.ephemeral_storage,
+            ),
+        ];
+        for (name, wanted, used, offered) in checks {
+            if wanted > 0 && wanted.saturating_add(used) > offered {
+                reasons.push(format!("Insufficient {name}"));
+            }
+        }
+        if reasons.is_empty() {
+            Ok(())
+        } else {
+            Err(Rejection {
+                code: Code::Unschedulable,
+                reasons,
+            })
+        }
+    }
+}
+
+/// The filters in kube-scheduler's default order: a node is reported by the first that rejects it.
+pub fn default_filters() -> Vec<Box<dyn Filter>> {
+    vec![
+        Box::new(NodeUnschedulable),
+        Box::new(NodeName),
+        Box::new(TaintToleration),
+        Box::new(NodeAffinity),
+        Box::new(NodeResourcesFit),
+    ]
+}
+
+/// "N reason, M reason" sorted as kube-scheduler sorts it (the whole strings, bytewise).
+fn summarize(counts: &HashMap<String, usize>) -> String {
+    let mut parts: Vec<String> = counts.iter().map(|(r, n)| format!("{n} {r}")).collect();
+    parts.sort();
+    parts.join(", ")
+}
+
+/// What the default preemption plugin says when it finds nothing to do. kubelite does not
+/// preempt: a node that failed on resources has no victims to offer, any other is beyond help.
+fn preemption_message(pod: &Pod, nodes: usize, codes: &[Code]) -> String {
+    let policy = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.preemption_policy.as_deref());
+    if policy == Some("Never") {
+        return "preemption: not eligible due to preemptionPolicy=Never.".into();
+    }
+    let mut counts = HashMap::new();
+    for code in codes {
+        let reason = match code {
+            Code::Unschedulable => "No preemption victims found for incoming pod",
+            Code::UnschedulableAndUnresolvable => "Preemption is not helpful for scheduling",
+        };
+        *counts.entry(reason.to_string()).or_default() += 1;
+    }
+    format!(
+        "preemption: 0/{nodes} nodes are available: {}.",
+        summarize(&counts)
+    )
+}
+
+/// The node `pod` should run on (the least loaded that passes every filter), or the
+/// `FailedScheduling` message when none does.
+pub fn select(pod: &Pod, nodes: &[NodeInfo]) -> Result<String, String> {
     if nodes.is_empty() {
         return Err("no nodes available to schedule pods".into());
     }
+    let request = pod
+        .spec
+        .as_ref()
+        .map(api::resources::pod_requests)
+        .unwrap_or_default();
     let filters = default_filters();
-    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
-    let mut feasible: Vec<&str> = Vec::new();
+    let mut reasons: HashMap<String, usize> = HashMap::new();
+    let mut codes = Vec::new();
+    let mut best: Option<&NodeInfo> = None;
     for node in nodes {
-        let name = node.metadata.name.as_deref().unwrap_or("");
-        match filters.iter().try_for_each(|f| f.filter(pod, node)) {
-            Ok(()) => feasible.push(name),
-            Err(reason) => *reasons.entry(reason).or_default() += 1,
+        match filters
+            .iter()
+            .try_for_each(|f| f.filter(pod, &request, node))
+        {
+            Ok(()) => {
+                let better = best.is_none_or(|b| (node.pods, node.name()) < (b.pods, b.name()));
+                if better {
+                    best = Some(node);
+                }
+            }
+            Err(rejection) => {
+                for reason in rejection.reasons {
+                    *reasons.entry(reason).or_default() += 1;
+                }
+                codes.push(rejection.code);
+            }
         }
     }
-    if let Some(best) = feasible
-        .into_iter()
-        .min_by_key(|n| (bound.get(*n).copied().unwrap_or(0), n.to_string()))
-    {
-        return Ok(best.to_string());
+    if let Some(node) = best {
+        return Ok(node.name().to_string());
     }
-    let mut parts: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
-    parts.sort();
     Err(format!(
-        "0/{} nodes are available: {}.",
+        "0/{} nodes are available: {}. {}",
         nodes.len(),
-        parts.join(", ")
+        summarize(&reasons),
+        preemption_message(pod, nodes.len(), &codes)
     ))
 }
 
@@ -136,50 +371,148 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn node(name: &str, extra: serde_json::Value) -> Arc<Node> {
-        let mut v = json!({"metadata": {"name": name}, "spec": {}});
-        if let Some(spec) = extra.get("spec") {
-            v["spec"] = spec.clone();
+    fn node(name: &str, extra: serde_json::Value) -> NodeInfo {
+        let mut v = json!({"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+            "spec": {}, "status": {"allocatable": {"cpu": "2", "memory": "4Gi", "pods": "110"}}});
+        for key in ["spec", "status"] {
+            if let Some(part) = extra.get(key) {
+                v[key] = part.clone();
+            }
         }
-        Arc::new(serde_json::from_value(v).unwrap())
+        if let Some(labels) = extra.get("labels") {
+            v["metadata"]["labels"] = labels.clone();
+        }
+        NodeInfo::new(Arc::new(serde_json::from_value(v).unwrap()))
     }
 
-    fn pod(tolerations: serde_json::Value) -> Pod {
-        serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}], "tolerations": tolerations}})).unwrap()
+    fn pod(spec: serde_json::Value) -> Pod {
+        let mut spec = spec;
+        if spec.get("containers").is_none() {
+            spec["containers"] = json!([{"name": "c"}]);
+        }
+        serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": spec})).unwrap()
+    }
+
+    fn cpu(amount: &str) -> serde_json::Value {
+        json!({"containers": [{"name": "c", "resources": {"requests": {"cpu": amount}}}]})
     }
 
     #[test]
     fn no_nodes_reads_like_kubernetes() {
         assert_eq!(
-            select(&pod(json!([])), &[], &HashMap::new()).unwrap_err(),
+            select(&pod(json!({})), &[]).unwrap_err(),
             "no nodes available to schedule pods"
         );
     }
 
     #[test]
     fn taints_and_cordons_are_aggregated() {
+        let taint =
+            json!({"taints": [{"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}]});
         let nodes = vec![
             node("a", json!({"spec": {"unschedulable": true}})),
-            node(
-                "b",
-                json!({"spec": {"taints": [{"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}]}}),
-            ),
-            node(
-                "c",
-                json!({"spec": {"taints": [{"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}]}}),
-            ),
+            node("b", json!({"spec": taint})),
+            node("c", json!({"spec": taint})),
         ];
-        let err = select(&pod(json!([])), &nodes, &HashMap::new()).unwrap_err();
-        assert_eq!(err, "0/3 nodes are available: 1 node(s) were unschedulable, 2 node(s) had untolerated taint {node.kubernetes.io/not-ready: }.");
-        let tolerant = pod(json!([{"key": "node.kubernetes.io/not-ready", "operator": "Exists"}]));
-        assert_eq!(select(&tolerant, &nodes, &HashMap::new()).unwrap(), "b");
+        let err = select(&pod(json!({})), &nodes).unwrap_err();
+        assert_eq!(err, "0/3 nodes are available: 1 node(s) were unschedulable, 2 node(s) had untolerated taint {node.kubernetes.io/not-ready: }. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.");
+        let tolerant = pod(
+            json!({"tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists"}]}),
+        );
+        assert_eq!(select(&tolerant, &nodes).unwrap(), "b");
+    }
+
+    #[test]
+    fn a_request_larger_than_the_node_stays_pending_with_the_tutorial_message() {
+        let nodes = vec![node("a", json!({}))];
+        assert_eq!(
+            select(&pod(cpu("32")), &nodes).unwrap_err(),
+            "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod."
+        );
+        let never = pod(
+            json!({"containers": [{"name": "c", "resources": {"requests": {"cpu": "32", "memory": "8Gi"}}}],
+            "preemptionPolicy": "Never"}),
+        );
+        assert_eq!(
+            select(&never, &nodes).unwrap_err(),
+            "0/1 nodes are available: 1 Insufficient cpu, 1 Insufficient memory. preemption: not eligible due to preemptionPolicy=Never."
+        );
+    }
+
+    #[test]
+    fn what_bound_pods_request_is_taken_into_account() {
+        let mut a = node("a", json!({}));
+        a.add_pod(api::resources::pod_requests(
+            pod(cpu("1500m")).spec.as_ref().unwrap(),
+        ));
+        let b = node(
+            "b",
+            json!({"status": {"allocatable": {"cpu": "1", "memory": "1Gi", "pods": "110"}}}),
+        );
+        assert_eq!(
+            select(&pod(cpu("500m")), &[a.clone(), b.clone()]).unwrap(),
+            "b"
+        );
+        let err = select(&pod(cpu("1100m")), &[a, b]).unwrap_err();
+        assert!(
+            err.starts_with("0/2 nodes are available: 2 Insufficient cpu."),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_full_node_has_too_many_pods() {
+        let mut a = node(
+            "a",
+            json!({"status": {"allocatable": {"cpu": "2", "memory": "1Gi", "pods": "1"}}}),
+        );
+        a.add_pod(Resources::default());
+        let err = select(&pod(json!({})), &[a]).unwrap_err();
+        assert!(
+            err.starts_with("0/1 nodes are available: 1 Too many pods."),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn node_selectors_and_affinity_pick_nodes() {
+        let nodes = vec![
+            node("a", json!({"labels": {"disk": "ssd", "gen": "5"}})),
+            node("b", json!({"labels": {"disk": "hdd", "gen": "3"}})),
+        ];
+        assert_eq!(
+            select(&pod(json!({"nodeSelector": {"disk": "hdd"}})), &nodes).unwrap(),
+            "b"
+        );
+        let affinity = |op: &str, values: serde_json::Value| {
+            pod(
+                json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
+                {"nodeSelectorTerms": [{"matchExpressions": [{"key": "gen", "operator": op, "values": values}]}]}}}}),
+            )
+        };
+        assert_eq!(select(&affinity("Gt", json!(["4"])), &nodes).unwrap(), "a");
+        assert_eq!(
+            select(&affinity("NotIn", json!(["5"])), &nodes).unwrap(),
+            "b"
+        );
+        let err = select(&affinity("In", json!(["7"])), &nodes).unwrap_err();
+        assert!(
+            err.starts_with(
+                "0/2 nodes are available: 2 node(s) didn't match Pod's node affinity/selector."
+            ),
+            "{err}"
+        );
     }
 
     #[test]
     fn the_least_loaded_node_wins() {
-        let nodes = vec![node("a", json!({})), node("b", json!({}))];
-        let mut bound = HashMap::new();
-        bound.insert("a".to_string(), 3);
-        assert_eq!(select(&pod(json!([])), &nodes, &bound).unwrap(), "b");
+        let mut a = node("a", json!({}));
+        for _ in 0..3 {
+            a.add_pod(Resources::default());
+        }
+        assert_eq!(
+            select(&pod(json!({})), &[a, node("b", json!({}))]).unwrap(),
+            "b"
+        );
     }
 }
