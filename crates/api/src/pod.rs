@@ -520,16 +520,17 @@ pub fn validate_update(new: &Pod, old: &Pod) -> ErrorList {
         allowed.termination_grace_period_seconds = Some(1);
     }
     if &allowed != new_spec {
-        let diff = spec_diff(new_spec, &allowed);
+        let diff = spec_diff(&allowed, new_spec);
         errs.forbidden("spec", format!("{UPDATE_FORBIDDEN}\n{diff}"));
     }
     errs
 }
 
-/// A short listing of the spec fields that differ, in the spirit of the Go diff Kubernetes appends.
-fn spec_diff(new: &PodSpec, allowed: &PodSpec) -> String {
-    let a = serde_json::to_value(new).unwrap_or_default();
-    let b = serde_json::to_value(allowed).unwrap_or_default();
+/// A short listing of the spec fields that differ, in the spirit of the Go diff Kubernetes appends:
+/// `-` the value the pod has (with the allowed changes applied), `+` the value asked for.
+fn spec_diff(old: &PodSpec, new: &PodSpec) -> String {
+    let a = serde_json::to_value(old).unwrap_or_default();
+    let b = serde_json::to_value(new).unwrap_or_default();
     let mut lines = Vec::new();
     diff_values("spec", &a, &b, &mut lines);
     let mut out = String::from("  core.PodSpec{\n");
@@ -677,5 +678,11 @@ mod tests {
             .summary()
             .starts_with("spec: Forbidden: pod updates may not change fields other than"));
         assert!(errs.summary().contains("args"));
+        // The old value is `-`, the new one `+`.
+        let summary = errs.summary();
+        let minus = summary.lines().find(|l| l.starts_with("- ")).unwrap();
+        let plus = summary.lines().find(|l| l.starts_with("+ ")).unwrap();
+        assert!(minus.ends_with(": null"), "{minus}");
+        assert!(plus.contains(":8081"), "{plus}");
     }
 }

@@ -80,11 +80,32 @@ pub static RESOURCES: &[Resource] = &[
                 verbs: &["create"],
             },
             Subresource {
+                name: "attach",
+                kind: "PodAttachOptions",
+                group: "",
+                version: "v1",
+                verbs: &["create", "get"],
+            },
+            Subresource {
+                name: "exec",
+                kind: "PodExecOptions",
+                group: "",
+                version: "v1",
+                verbs: &["create", "get"],
+            },
+            Subresource {
                 name: "log",
                 kind: "Pod",
                 group: "",
                 version: "v1",
                 verbs: &["get"],
+            },
+            Subresource {
+                name: "portforward",
+                kind: "PodPortForwardOptions",
+                group: "",
+                version: "v1",
+                verbs: &["create", "get"],
             },
             Subresource {
                 name: "status",

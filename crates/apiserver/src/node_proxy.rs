@@ -1,5 +1,9 @@
-//! `pods/log`: find the pod's node and proxy the request to that node agent's HTTPS server,
-//! presenting the API server's kubelet-client certificate, and stream the answer back.
+//! `pods/log`, `pods/exec`, `pods/attach`, `pods/portforward`: find the pod's node and proxy the
+//! request to that node agent's HTTPS server, presenting the API server's kubelet-client
+//! certificate, and stream the answer back. Streaming requests are upgrades (WebSocket or
+//! SPDY/3.1): the upgrade goes to the node unchanged and, once the node has switched protocols,
+//! the two connections are spliced, as kube-apiserver's upgrade-aware proxy does. The protocols
+//! themselves are the node's business.
 //! The node's own certificate is not verified (as kube-apiserver without a kubelet CA); the node
 //! verifies ours.
 
@@ -81,11 +85,12 @@ fn pick_container(pod: &Value, wanted: Option<&str>) -> Result<String, ApiError>
     }
 }
 
-async fn send(
+/// An HTTP/1.1 connection to the node agent at `addr`, authenticated with the kubelet-client
+/// certificate; the connection allows upgrades.
+async fn connect(
     server: &Server,
     addr: &str,
-    path_and_query: &str,
-) -> Result<http::Response<hyper::body::Incoming>, ApiError> {
+) -> Result<hyper::client::conn::http1::SendRequest<Body>, ApiError> {
     let pki = &server.pki;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let certs = rustls_pemfile::certs(&mut pki.kubelet_client.cert_pem.as_bytes())
@@ -101,15 +106,7 @@ async fn send(
         .with_custom_certificate_verifier(Arc::new(AnyServerCert(provider)))
         .with_client_auth_cert(certs, key)
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    let unavailable = |e: String| {
-        let mut err = ApiError::new(
-            500,
-            "InternalError",
-            format!("Internal error occurred: error dialing node agent at {addr}: {e}"),
-        );
-        err.code = 500;
-        err
-    };
+    let unavailable = |e: String| unreachable_node(addr, e);
     let tcp = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| unavailable(e.to_string()))?;
@@ -118,10 +115,27 @@ async fn send(
         .connect(name, tcp)
         .await
         .map_err(|e| unavailable(e.to_string()))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
         .await
         .map_err(|e| unavailable(e.to_string()))?;
-    tokio::spawn(conn);
+    tokio::spawn(conn.with_upgrades());
+    Ok(sender)
+}
+
+fn unreachable_node(addr: &str, e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        500,
+        "InternalError",
+        format!("Internal error occurred: error dialing node agent at {addr}: {e}"),
+    )
+}
+
+async fn send(
+    server: &Server,
+    addr: &str,
+    path_and_query: &str,
+) -> Result<http::Response<hyper::body::Incoming>, ApiError> {
+    let mut sender = connect(server, addr).await?;
     let req = http::Request::get(path_and_query)
         .header(http::header::HOST, addr)
         .body(Body::empty())
@@ -129,48 +143,30 @@ async fn send(
     sender
         .send_request(req)
         .await
-        .map_err(|e| unavailable(e.to_string()))
+        .map_err(|e| unreachable_node(addr, e))
 }
 
-/// GET `pods/{name}/log`.
-pub async fn logs(server: &Arc<Server>, target: &Target, q: &Query) -> Result<Response, ApiError> {
+/// The pod a subresource request names, from the cache.
+async fn pod_of(server: &Arc<Server>, target: &Target) -> Result<Value, ApiError> {
     consistent(server).await?;
     let key = target.resource.key(
         target.namespace.as_deref(),
         target.name.as_deref().unwrap_or(""),
     );
-    let pod = server
+    server
         .cache
         .get(&key)
         .map(|c| c.value())
-        .ok_or_else(|| ApiError::not_found("", "pods", target.name.as_deref().unwrap_or("")))?;
-    let pod_name = pod["metadata"]["name"].as_str().unwrap_or("").to_string();
-    let namespace = pod["metadata"]["namespace"]
-        .as_str()
-        .unwrap_or("")
-        .to_string();
-    let container = pick_container(&pod, q.get("container"))?;
+        .ok_or_else(|| ApiError::not_found("", "pods", target.name.as_deref().unwrap_or("")))
+}
+
+/// The `host:port` of the node agent that runs `pod`.
+fn node_address(server: &Server, pod: &Value) -> Result<String, ApiError> {
+    let pod_name = pod["metadata"]["name"].as_str().unwrap_or("");
     let node_name = pod["spec"]["nodeName"].as_str().unwrap_or("");
     if node_name.is_empty() {
         return Err(bad_request(format!(
             "pod {pod_name} does not have a host assigned"
-        )));
-    }
-    let previous = q.flag("previous");
-    let status = pod["status"]["containerStatuses"]
-        .as_array()
-        .and_then(|s| s.iter().find(|c| c["name"] == container.as_str()))
-        .cloned()
-        .unwrap_or(Value::Null);
-    let never_ran = status["state"]["running"].is_null()
-        && status["state"]["terminated"].is_null()
-        && status["lastState"]["terminated"].is_null();
-    if never_ran && !previous {
-        let reason = status["state"]["waiting"]["reason"]
-            .as_str()
-            .unwrap_or("ContainerCreating");
-        return Err(bad_request(format!(
-            "container \"{container}\" in pod \"{pod_name}\" is waiting to start: {reason}"
         )));
     }
     let node_key = api::resource::find("", "v1", "nodes")
@@ -190,6 +186,133 @@ pub async fn logs(server: &Arc<Server>, target: &Target, q: &Query) -> Result<Re
     let port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
         .as_u64()
         .unwrap_or(10250);
+    Ok(format!("{ip}:{port}"))
+}
+
+/// The request headers an upgrade needs to reach the node unchanged.
+const UPGRADE_HEADERS: &[&str] = &[
+    "upgrade",
+    "connection",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-protocol",
+    "sec-websocket-extensions",
+    "x-stream-protocol-version",
+];
+
+/// The response headers that complete the upgrade for the client.
+const SWITCH_HEADERS: &[&str] = &[
+    "upgrade",
+    "connection",
+    "sec-websocket-accept",
+    "sec-websocket-protocol",
+    "sec-websocket-extensions",
+    "x-stream-protocol-version",
+];
+
+/// `pods/{name}/exec`, `attach` and `portforward` (GET for WebSocket clients, POST for SPDY).
+pub async fn stream(
+    server: &Arc<Server>,
+    target: &Target,
+    q: &Query,
+    subresource: &str,
+    mut req: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let pod = pod_of(server, target).await?;
+    let name = pod["metadata"]["name"].as_str().unwrap_or("");
+    let namespace = pod["metadata"]["namespace"].as_str().unwrap_or("");
+    let uid = pod["metadata"]["uid"].as_str().unwrap_or("");
+    let query = req.uri().query().unwrap_or("").to_string();
+    let path = if subresource == "portforward" {
+        format!("/portForward/{namespace}/{name}/{uid}?{query}")
+    } else {
+        let container = pick_container(&pod, q.get("container"))?;
+        format!("/{subresource}/{namespace}/{name}/{uid}/{container}?{query}")
+    };
+    let addr = node_address(server, &pod)?;
+    let mut upstream = http::Request::builder()
+        .method(req.method().clone())
+        .uri(path)
+        .header(http::header::HOST, addr.as_str());
+    for name in UPGRADE_HEADERS {
+        for value in req.headers().get_all(*name) {
+            upstream = upstream.header(*name, value);
+        }
+    }
+    let upstream = upstream
+        .body(Body::empty())
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut sender = connect(server, &addr).await?;
+    let mut answer = sender
+        .send_request(upstream)
+        .await
+        .map_err(|e| unreachable_node(&addr, e))?;
+    let status = answer.status();
+    if status != http::StatusCode::SWITCHING_PROTOCOLS {
+        // The node said no (container not running, protocol not offered…): pass it on as is,
+        // so that clients that fall back from WebSocket to SPDY do, and report its text.
+        let body = answer
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let mut out = Response::new(Body::from(body));
+        *out.status_mut() = status;
+        out.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        return Ok(out);
+    }
+    let mut out = Response::new(Body::empty());
+    *out.status_mut() = status;
+    for name in SWITCH_HEADERS {
+        for value in answer.headers().get_all(*name) {
+            out.headers_mut().append(*name, value.clone());
+        }
+    }
+    let client_side = hyper::upgrade::on(&mut req);
+    let node_side = hyper::upgrade::on(&mut answer);
+    tokio::spawn(async move {
+        let (client, node) = match tokio::try_join!(client_side, node_side) {
+            Ok(both) => both,
+            Err(err) => return tracing::debug!(%err, "a streaming upgrade did not complete"),
+        };
+        let mut client = TokioIo::new(client);
+        let mut node = TokioIo::new(node);
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut node).await;
+    });
+    Ok(out)
+}
+
+/// GET `pods/{name}/log`.
+pub async fn logs(server: &Arc<Server>, target: &Target, q: &Query) -> Result<Response, ApiError> {
+    let pod = pod_of(server, target).await?;
+    let pod_name = pod["metadata"]["name"].as_str().unwrap_or("").to_string();
+    let namespace = pod["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let container = pick_container(&pod, q.get("container"))?;
+    let addr = node_address(server, &pod)?;
+    let previous = q.flag("previous");
+    let status = pod["status"]["containerStatuses"]
+        .as_array()
+        .and_then(|s| s.iter().find(|c| c["name"] == container.as_str()))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let never_ran = status["state"]["running"].is_null()
+        && status["state"]["terminated"].is_null()
+        && status["lastState"]["terminated"].is_null();
+    if never_ran && !previous {
+        let reason = status["state"]["waiting"]["reason"]
+            .as_str()
+            .unwrap_or("ContainerCreating");
+        return Err(bad_request(format!(
+            "container \"{container}\" in pod \"{pod_name}\" is waiting to start: {reason}"
+        )));
+    }
     let query = {
         let mut query = form_urlencoded::Serializer::new(String::new());
         for k in [
@@ -199,6 +322,7 @@ pub async fn logs(server: &Arc<Server>, target: &Target, q: &Query) -> Result<Re
             "timestamps",
             "limitBytes",
             "sinceSeconds",
+            "sinceTime",
         ] {
             if let Some(v) = q.get(k) {
                 query.append_pair(k, v);
@@ -210,7 +334,7 @@ pub async fn logs(server: &Arc<Server>, target: &Target, q: &Query) -> Result<Re
         query.finish()
     };
     let path = format!("/containerLogs/{namespace}/{pod_name}/{container}?{query}");
-    let resp = send(server, &format!("{ip}:{port}"), &path).await?;
+    let resp = send(server, &addr, &path).await?;
     let code = resp.status().as_u16();
     if code != 200 {
         let body = resp

@@ -316,6 +316,15 @@ async fn serve_resource(
     watch_path: bool,
 ) -> (Response, String) {
     let method = req.method().clone();
+    if let Some(sub @ ("exec" | "attach" | "portforward")) = target.subresource.as_deref() {
+        if target.name.is_some() && (method == Method::GET || method == Method::POST) {
+            let sub = sub.to_string();
+            return match crate::node_proxy::stream(server, &target, &q, &sub, req).await {
+                Ok(resp) => (resp, "CONNECT".into()),
+                Err(e) => (error_response(&e), "CONNECT".into()),
+            };
+        }
+    }
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)

@@ -11,6 +11,8 @@ pub mod join;
 pub mod logs;
 pub mod pods;
 pub mod server;
+pub mod spdy;
+pub mod streams;
 
 use std::time::Duration;
 
@@ -421,6 +423,10 @@ pub async fn run(client: kube::Client, config: Config) -> Result<(), Error> {
     let server = std::sync::Arc::new(server::NodeServer {
         logs_dir: pods::logs_dir(&config.state_dir),
         exits_dir: node.runtime.exits.clone(),
+        streams: std::sync::Arc::new(streams::Streams {
+            state_dir: config.state_dir.clone(),
+            runtime: node.runtime.clone(),
+        }),
     });
     let addr = std::net::SocketAddr::from(([0, 0, 0, 0], config.kubelet_port));
     let (name, ca) = (config.node_name.clone(), config.ca_pem.clone());

@@ -10,13 +10,18 @@ pub struct Options {
     pub timestamps: bool,
     pub limit_bytes: Option<usize>,
     pub since_seconds: Option<i64>,
+    /// `?sinceTime=` (RFC 3339): lines written before it are left out.
+    pub since_time: Option<k8s_openapi::jiff::Timestamp>,
 }
 
 /// Renders CRI log content as the user sees it.
 pub fn render(content: &str, opts: &Options) -> String {
-    let since = opts.since_seconds.map(|s| {
-        k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(s)
-    });
+    let since = opts
+        .since_seconds
+        .map(|s| {
+            k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(s)
+        })
+        .or(opts.since_time);
     let mut lines: Vec<String> = Vec::new();
     let mut partial = String::new();
     for raw in content.lines() {

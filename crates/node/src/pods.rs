@@ -944,6 +944,24 @@ async fn terminate(
 }
 
 /// Where container log files live under the agent's state (the log server reads them here).
+/// The ID of the latest instance of `container` in the pod with `uid`, as its worker recorded
+/// it (whether it still runs is the runtime's to say).
+pub fn latest_instance(state_dir: &Path, uid: &str, container: &str) -> Option<String> {
+    let path = state_dir
+        .join("pods")
+        .join(uid)
+        .join(format!("{container}.json"));
+    let saved: Saved = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    Some(saved.instance.id)
+}
+
+/// The sandbox of the pod with `uid`, while it exists.
+pub fn pod_sandbox(state_dir: &Path, uid: &str) -> Option<Sandbox> {
+    Sandbox::load(&state_dir.join("pods").join(uid).join("sandbox"))
+        .ok()
+        .flatten()
+}
+
 pub fn logs_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("logs")
 }

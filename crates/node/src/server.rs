@@ -1,5 +1,6 @@
-//! The node's HTTPS server (the kubelet's port): serves container logs to the API server, which
-//! proxies `pods/log` here. Only clients with a certificate from the cluster CA get in.
+//! The node's HTTPS server (the kubelet's port): serves container logs, exec and port-forward to
+//! the API server, which proxies `pods/log`, `pods/exec` and `pods/portforward` here. Only clients
+//! with a certificate from the cluster CA get in.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,6 +24,7 @@ pub struct NodeServer {
     pub logs_dir: PathBuf,
     /// conmon's exit files, to know when a followed container has stopped.
     pub exits_dir: PathBuf,
+    pub streams: Arc<crate::streams::Streams>,
 }
 
 #[derive(Debug, serde::Deserialize, Default)]
@@ -34,6 +36,7 @@ struct LogQuery {
     timestamps: Option<String>,
     limit_bytes: Option<usize>,
     since_seconds: Option<i64>,
+    since_time: Option<String>,
     uid: Option<String>,
 }
 
@@ -87,6 +90,7 @@ async fn container_logs(
         timestamps: flag(&q.timestamps),
         limit_bytes: q.limit_bytes,
         since_seconds: q.since_seconds,
+        since_time: q.since_time.as_deref().and_then(|t| t.parse().ok()),
     };
     let content = tokio::fs::read_to_string(&path).await.unwrap_or_default();
     let first = logs::render(&content, &opts);
@@ -107,7 +111,7 @@ async fn container_logs(
         ))
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(16);
-    let mut offset = content.len();
+    let offset = content.len() as u64;
     let render_opts = logs::Options {
         tail_lines: None,
         ..opts
@@ -116,19 +120,7 @@ async fn container_logs(
         if tx.send(Ok(bytes::Bytes::from(first))).await.is_err() {
             return;
         }
-        loop {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            let now = tokio::fs::read_to_string(&path).await.unwrap_or_default();
-            if now.len() > offset {
-                let fresh = logs::render(&now[offset..], &render_opts);
-                offset = now.len();
-                if tx.send(Ok(bytes::Bytes::from(fresh))).await.is_err() {
-                    return;
-                }
-            } else if exit_file.exists() || tx.is_closed() {
-                return;
-            }
-        }
+        let _ = follow(&path, offset, &exit_file, &render_opts, &tx).await;
     });
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
     let mut r = Response::new(Body::from_stream(stream));
@@ -139,11 +131,71 @@ async fn container_logs(
     r
 }
 
+/// Sends what is appended to the log at `path` after `offset`, line by line, until the container
+/// instance has exited (its exit file exists) and everything it wrote is sent, or the client left.
+async fn follow(
+    path: &std::path::Path,
+    offset: u64,
+    exit_file: &std::path::Path,
+    opts: &logs::Options,
+    tx: &tokio::sync::mpsc::Sender<Result<bytes::Bytes, std::io::Error>>,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut file = tokio::fs::File::open(path).await?;
+    file.seek(std::io::SeekFrom::Start(offset)).await?;
+    let mut pending = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut exited = false;
+    loop {
+        let n = file.read(&mut buf).await?;
+        if n == 0 {
+            // conmon writes the exit file after the last log line: once it exists, one more
+            // empty read means everything was sent.
+            if exited || tx.is_closed() {
+                if !pending.is_empty() {
+                    let text = logs::render(&String::from_utf8_lossy(&pending), opts);
+                    let _ = tx.send(Ok(bytes::Bytes::from(text))).await;
+                }
+                return Ok(());
+            }
+            exited = exit_file.exists();
+            if !exited {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            continue;
+        }
+        pending.extend_from_slice(&buf[..n]);
+        // Only whole CRI lines render; the rest waits for its newline.
+        if let Some(end) = pending.iter().rposition(|b| *b == b'\n') {
+            let lines: Vec<u8> = pending.drain(..=end).collect();
+            let text = logs::render(&String::from_utf8_lossy(&lines), opts);
+            if !text.is_empty() && tx.send(Ok(bytes::Bytes::from(text))).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+}
+
 async fn healthz() -> impl IntoResponse {
     "ok"
 }
 
 pub fn router(server: Arc<NodeServer>) -> Router {
+    use crate::streams;
+    let streaming = Router::new()
+        .route(
+            "/exec/{namespace}/{pod}/{uid}/{container}",
+            get(streams::exec).post(streams::exec),
+        )
+        .route(
+            "/attach/{namespace}/{pod}/{uid}/{container}",
+            get(streams::exec).post(streams::exec),
+        )
+        .route(
+            "/portForward/{namespace}/{pod}/{uid}",
+            get(streams::port_forward).post(streams::port_forward),
+        )
+        .with_state(server.streams.clone());
     Router::new()
         .route(
             "/containerLogs/{namespace}/{pod}/{container}",
@@ -151,6 +203,7 @@ pub fn router(server: Arc<NodeServer>) -> Router {
         )
         .route("/healthz", get(healthz))
         .with_state(server)
+        .merge(streaming)
 }
 
 /// A self-signed serving certificate for this node (the API server does not verify it; the node
@@ -210,7 +263,7 @@ pub async fn serve(
                     app.clone().oneshot(req.map(Body::new))
                 });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(tls), service)
+                .serve_connection_with_upgrades(TokioIo::new(tls), service)
                 .await;
         });
     }

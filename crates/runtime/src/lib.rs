@@ -13,6 +13,7 @@
 
 pub mod cgroups;
 pub mod container;
+pub mod exec;
 pub mod image;
 pub mod oci;
 pub mod sandbox;

@@ -1,0 +1,198 @@
+//! Processes run inside a running container (`kubectl exec`), always through the OCI runtime:
+//! `crun exec` joins the container's namespaces and cgroup and starts the process there. Without a
+//! terminal the process's stdio are pipes; with one, the runtime makes a pseudo-terminal inside
+//! the container and hands its master end over a console socket (SCM_RIGHTS).
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::container::Runtime;
+use crate::{Error, Result};
+
+/// What to run, and which streams the caller wants.
+#[derive(Clone, Debug, Default)]
+pub struct ExecRequest {
+    pub command: Vec<String>,
+    pub tty: bool,
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+}
+
+pub type Reader = Box<dyn AsyncRead + Send + Unpin>;
+pub type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// A process running in a container, with the ends of its streams.
+pub struct Exec {
+    child: tokio::process::Child,
+    pub stdin: Option<Writer>,
+    pub stdout: Option<Reader>,
+    pub stderr: Option<Reader>,
+    /// The terminal's master end, to resize it.
+    pub terminal: Option<Terminal>,
+    /// Keeps the console socket's directory until the process ends.
+    _console_dir: Option<tempfile::TempDir>,
+}
+
+/// The master end of an exec's pseudo-terminal.
+pub struct Terminal(OwnedFd);
+
+impl Terminal {
+    /// Sets the terminal's size, as a terminal emulator does when its window changes.
+    pub fn resize(&self, columns: u16, rows: u16) -> std::io::Result<()> {
+        let size = nix::libc::winsize {
+            ws_row: rows,
+            ws_col: columns,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads one winsize from the pointer, which outlives the call.
+        let rc = unsafe { nix::libc::ioctl(self.0.as_raw_fd(), nix::libc::TIOCSWINSZ, &size) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+}
+
+impl Exec {
+    /// Waits for the process and returns its exit code (128 + the signal when it was killed).
+    pub async fn wait(&mut self) -> Result<i32> {
+        use std::os::unix::process::ExitStatusExt;
+        let status = self.child.wait().await.map_err(|e| Error::Command {
+            command: "exec".into(),
+            message: e.to_string(),
+        })?;
+        Ok(status
+            .code()
+            .or_else(|| status.signal().map(|s| 128 + s))
+            .unwrap_or(1))
+    }
+}
+
+fn failed(message: impl ToString) -> Error {
+    Error::Command {
+        command: "exec".into(),
+        message: message.to_string(),
+    }
+}
+
+impl Runtime {
+    /// Starts `request.command` in running container `id`.
+    pub async fn exec(&self, id: &str, request: &ExecRequest) -> Result<Exec> {
+        if request.command.is_empty() {
+            return Err(failed("no command"));
+        }
+        let mut cmd = tokio::process::Command::new(&self.oci_runtime);
+        cmd.arg("--root").arg(&self.root).arg("exec");
+        if request.tty {
+            return self.exec_with_terminal(cmd, id, request).await;
+        }
+        let pipe = |wanted: bool| {
+            if wanted {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            }
+        };
+        cmd.arg(id)
+            .args(&request.command)
+            .stdin(pipe(request.stdin))
+            .stdout(pipe(request.stdout))
+            .stderr(pipe(request.stderr))
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(failed)?;
+        Ok(Exec {
+            stdin: child.stdin.take().map(|s| Box::new(s) as Writer),
+            stdout: child.stdout.take().map(|s| Box::new(s) as Reader),
+            stderr: child.stderr.take().map(|s| Box::new(s) as Reader),
+            child,
+            terminal: None,
+            _console_dir: None,
+        })
+    }
+
+    async fn exec_with_terminal(
+        &self,
+        mut cmd: tokio::process::Command,
+        id: &str,
+        request: &ExecRequest,
+    ) -> Result<Exec> {
+        let dir = tempfile::Builder::new()
+            .prefix("exec")
+            .tempdir_in(&self.sockets)
+            .map_err(|e| Error::io(&self.sockets, e))?;
+        let socket = dir.path().join("console.sock");
+        let listener =
+            tokio::net::UnixListener::bind(&socket).map_err(|e| Error::io(&socket, e))?;
+        cmd.arg("--tty")
+            .arg("--console-socket")
+            .arg(&socket)
+            .arg(id)
+            .args(&request.command)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(failed)?;
+        let accepted = tokio::select! {
+            accepted = tokio::time::timeout(Duration::from_secs(10), listener.accept()) => accepted,
+            status = child.wait() => {
+                let mut message = String::new();
+                if let Some(mut err) = child.stderr.take() {
+                    use tokio::io::AsyncReadExt;
+                    let _ = err.read_to_string(&mut message).await;
+                }
+                return Err(failed(format!("{} ({})", message.trim(), status.map(|s| s.to_string()).unwrap_or_default())));
+            }
+        };
+        let (stream, _) = accepted
+            .map_err(|_| failed("the runtime did not hand over the terminal"))?
+            .map_err(failed)?;
+        let stream = stream.into_std().map_err(failed)?;
+        stream.set_nonblocking(false).map_err(failed)?;
+        let master = tokio::task::spawn_blocking(move || receive_fd(&stream))
+            .await
+            .map_err(failed)??;
+        let reader = std::fs::File::from(master.try_clone().map_err(failed)?);
+        let writer = std::fs::File::from(master.try_clone().map_err(failed)?);
+        Ok(Exec {
+            stdin: request
+                .stdin
+                .then(|| Box::new(tokio::fs::File::from_std(writer)) as Writer),
+            stdout: Some(Box::new(tokio::fs::File::from_std(reader))),
+            stderr: None,
+            child,
+            terminal: Some(Terminal(master)),
+            _console_dir: Some(dir),
+        })
+    }
+}
+
+/// Receives one file descriptor sent with SCM_RIGHTS on `stream`.
+fn receive_fd(stream: &std::os::unix::net::UnixStream) -> Result<OwnedFd> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut buf = [0u8; 4096];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(
+        stream.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(failed)?;
+    for cmsg in msg.cmsgs().map_err(failed)? {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            if let Some(fd) = fds.first() {
+                // SAFETY: the kernel just gave this process the descriptor; nothing else owns it.
+                return Ok(unsafe { OwnedFd::from_raw_fd(*fd) });
+            }
+        }
+    }
+    Err(failed("the console socket carried no terminal"))
+}
