@@ -64,6 +64,14 @@ struct PodNetwork {
     system_reserved: api::resources::Resources,
 }
 
+/// A memory quantity (`256Gi`) in KiB.
+fn parse_memory_kib(text: &str) -> Result<u64, String> {
+    api::quantity::parse(text)
+        .filter(|q| *q > 0)
+        .map(|q| (api::quantity::to_units(q) / 1024) as u64)
+        .ok_or_else(|| format!("{text:?} is not a memory quantity"))
+}
+
 /// Parses `cpu=500m,memory=1Gi,ephemeral-storage=1Gi` as the kubelet's `--system-reserved`.
 fn parse_reserved(text: &str) -> Result<api::resources::Resources, String> {
     let mut map = std::collections::BTreeMap::new();
@@ -178,6 +186,16 @@ enum Command {
         data_dir: PathBuf,
         #[command(flatten)]
         pods: PodNetwork,
+        /// Register this many fake nodes (named after --node-name, then -0, -1, …) that report
+        /// their pods Running without running anything: for scheduler tests and benchmarks.
+        #[arg(long, default_value_t = 0)]
+        fake_nodes: usize,
+        /// The CPUs each fake node offers.
+        #[arg(long, default_value_t = 32)]
+        fake_cpus: usize,
+        /// The memory each fake node offers.
+        #[arg(long, default_value = "256Gi", value_parser = parse_memory_kib)]
+        fake_memory: u64,
     },
     /// Manage the node's images.
     Images {
@@ -378,6 +396,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             node_name,
             data_dir,
             pods,
+            fake_nodes,
+            fake_cpus,
+            fake_memory,
         } => {
             files::private_dir(&data_dir)?;
             let token = match (token_file, token) {
@@ -392,6 +413,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .context("joining the cluster")?;
             let config = pods.node_config(node_name.unwrap_or_else(hostname), &data_dir, ca)?;
+            if fake_nodes > 0 {
+                let fake = node::fake::FakeNodes {
+                    prefix: config.node_name.clone(),
+                    count: fake_nodes,
+                    cpus: fake_cpus,
+                    memory_kib: fake_memory,
+                };
+                return tokio::select! {
+                    res = node::fake::run(client, config, fake) => res.context("fake nodes"),
+                    _ = shutdown_signal() => Ok(()),
+                };
+            }
             tracing::info!(%server, node = %config.node_name, "node agent starting");
             tokio::select! {
                 res = node::run(client, config) => res.context("node agent"),

@@ -6,6 +6,7 @@
 //! **Boundary:** the agent is an ordinary API client (kube-rs); it could run on another machine
 //! unchanged, and it never touches storage.
 
+pub mod fake;
 pub mod host;
 pub mod join;
 pub mod logs;
@@ -145,9 +146,17 @@ fn node_object(name: &str, host: &host::Host, config: &Config) -> serde_json::Va
 
 /// Creates the Node (or refreshes its status if it exists) with the host's real figures.
 pub async fn register(client: &kube::Client, config: &Config) -> Result<(), Error> {
-    let host = host::Host::read();
+    register_as(client, config, &host::Host::read()).await
+}
+
+/// Creates the Node (or refreshes its status if it exists) with the figures of `host`.
+pub async fn register_as(
+    client: &kube::Client,
+    config: &Config,
+    host: &host::Host,
+) -> Result<(), Error> {
     let api: Api<Node> = Api::all(client.clone());
-    let object = node_object(&config.node_name, &host, config);
+    let object = node_object(&config.node_name, host, config);
     let err = |source| Error::Register {
         node: config.node_name.clone(),
         source,

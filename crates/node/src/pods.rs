@@ -201,6 +201,7 @@ pub async fn worker(node: Arc<Node>, mut updates: watch::Receiver<Pod>) {
                 }
             }
         }
+        let mut soon = false;
         if let Some(sb) = &sandbox {
             let restart_policy = pod
                 .spec
@@ -214,7 +215,7 @@ pub async fn worker(node: Arc<Node>, mut updates: watch::Receiver<Pod>) {
                 .unwrap_or_default();
             for c in &containers {
                 let track = tracks.entry(c.name.clone()).or_default();
-                reconcile_container(&node, &pod, sb, c, track, &restart_policy).await;
+                soon |= reconcile_container(&node, &pod, sb, c, track, &restart_policy).await;
             }
         }
         let status = pod_status(&node, &pod, sandbox.as_ref(), &tracks);
@@ -234,7 +235,8 @@ pub async fn worker(node: Arc<Node>, mut updates: watch::Receiver<Pod>) {
             }
         }
         // Wake on a new pod version, or to look at the containers again.
-        let _ = tokio::time::timeout(Duration::from_millis(500), updates.changed()).await;
+        let wait = Duration::from_millis(if soon { 10 } else { 500 });
+        let _ = tokio::time::timeout(wait, updates.changed()).await;
         if updates.has_changed().is_err() {
             return;
         }
@@ -248,7 +250,7 @@ async fn reconcile_container(
     c: &Container,
     track: &mut ContainerTrack,
     policy: &str,
-) {
+) -> bool {
     let field = Some(format!("spec.containers{{{}}}", c.name));
     // Is the current instance still running?
     if let Some(inst) = track.current.clone() {
@@ -263,7 +265,7 @@ async fn reconcile_container(
             {
                 track.backoff = None;
             }
-            return;
+            return false;
         }
         // It exited: record how, then decide whether to start it again.
         let bundle = node.pod_dir(pod).join(&inst.id);
@@ -271,7 +273,11 @@ async fn reconcile_container(
             .runtime
             .exit_code(&inst.id)
             .unwrap_or(if state.is_none() { 137 } else { 0 });
-        let oom = Runtime::oom_killed(&bundle);
+        // conmon's marker can miss an OOM kill that races the exit; the kernel's counter in the
+        // container's cgroup (where its limit is) cannot. The cgroup lasts until the delete below.
+        let cgroup = format!("{}/{}", Node::cgroup_parent(pod), inst.id);
+        let oom = Runtime::oom_killed(&bundle)
+            || runtime::cgroups::oom_kills(&cgroup).is_some_and(|n| n > 0);
         let reason = if oom {
             "OOMKilled"
         } else if code == 0 {
@@ -303,7 +309,7 @@ async fn reconcile_container(
             _ => false,
         };
         if !restart {
-            return;
+            return false;
         }
         // The first restart is immediate; then 10 s, doubling up to 5 min.
         let delay = track.backoff.unwrap_or(Duration::ZERO);
@@ -313,6 +319,10 @@ async fn reconcile_container(
         });
         track.retry_at = Some(Instant::now() + delay);
         track.delay = delay;
+        // Publish how it ended (OOMKilled, Error, …) before anything restarts it, as the
+        // kubelet's status does; the worker comes back at once.
+        track.waiting = None;
+        return true;
     }
     if track.last_terminated.is_some() && track.current.is_none() {
         let restart = match policy {
@@ -327,7 +337,7 @@ async fn reconcile_container(
             _ => false,
         };
         if !restart {
-            return;
+            return false;
         }
         if let Some(at) = track.retry_at {
             if Instant::now() < at {
@@ -356,12 +366,13 @@ async fn reconcile_container(
                     .await;
                 }
                 track.waiting = Some(("CrashLoopBackOff".into(), message));
-                return;
+                return false;
             }
         }
         track.restarts += 1;
     }
     start_container(node, pod, sb, c, track, field).await;
+    false
 }
 
 /// The record of a container's latest instance and how the one before it ended.

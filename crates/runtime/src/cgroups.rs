@@ -101,6 +101,27 @@ pub fn directories(relative: &str) -> Vec<PathBuf> {
     }
 }
 
+/// How many processes the kernel's OOM killer has killed in the cgroup at `relative` (or below
+/// it): `oom_kill` in `memory.oom_control` (v1) or `memory.events` (v2). None when the cgroup or
+/// the counter is missing (older kernels have no counter).
+pub fn oom_kills(relative: &str) -> Option<u64> {
+    let rel = relative.trim_start_matches('/');
+    let file = match detect() {
+        Layout::V2 => Path::new(ROOT).join(rel).join("memory.events"),
+        Layout::V1 { .. } => Path::new(ROOT)
+            .join("memory")
+            .join(rel)
+            .join("memory.oom_control"),
+    };
+    parse_oom_kills(&std::fs::read_to_string(file).ok()?)
+}
+
+fn parse_oom_kills(text: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("oom_kill "))
+        .and_then(|n| n.trim().parse().ok())
+}
+
 /// Removes a (pod) cgroup and everything below it, deepest first. The runtime removes container
 /// cgroups; the parent it created for them is ours to remove.
 pub fn remove(relative: &str) -> Result<()> {
@@ -132,6 +153,19 @@ fn remove_tree(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn oom_kill_counters_parse_in_both_versions() {
+        assert_eq!(
+            parse_oom_kills("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n"),
+            Some(2)
+        );
+        assert_eq!(
+            parse_oom_kills("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n"),
+            Some(1)
+        );
+        assert_eq!(parse_oom_kills("oom_kill_disable 0\nunder_oom 0\n"), None);
+    }
 
     #[test]
     fn detects_a_layout() {
