@@ -680,3 +680,74 @@ fn a_memory_limit_is_enforced_by_the_kernel() {
     let reason = reason.expect("the container is OOM-killed and restarted");
     assert!(reason.ends_with(" 1") || reason.ends_with(" 2"), "{reason}");
 }
+
+#[test]
+fn an_image_change_restarts_the_container_on_the_new_image() {
+    require_container_host();
+    let registry = Registry::start();
+    let push = |tag: &str| {
+        let target = format!("{}/demo/kuard:{tag}", registry.addr);
+        let out = Command::new("skopeo")
+            .args(["copy", "--dest-tls-verify=false"])
+            .arg(format!("oci-archive:{}", demo_image().display()))
+            .arg(format!("docker://{target}"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "skopeo: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        target
+    };
+    let (one, two) = (push("one"), push("two"));
+    let c = Cluster::start_with_agent(&[]);
+    c.kubectl(&["run", "updated", &format!("--image={one}")])
+        .ok();
+    wait_for_status(&c, "updated", "Running", 60);
+    c.kubectl(&["set", "image", "pod/updated", &format!("updated={two}")])
+        .ok();
+    let restarted = eventually(60, || {
+        let out = c.kubectl(&[
+            "get",
+            "pod",
+            "updated",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].restartCount} {.status.containerStatuses[0].image} {.status.containerStatuses[0].state.running.startedAt}",
+        ]);
+        let words: Vec<&str> = out.stdout.split_whitespace().collect();
+        (words.len() == 3 && words[0] == "1" && words[1] == two).then_some(())
+    });
+    let events = c
+        .kubectl(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=updated",
+        ])
+        .ok()
+        .to_string();
+    assert!(restarted.is_some(), "not restarted on {two}:\n{events}");
+    for want in [
+        "Container updated definition changed, will be restarted".to_string(),
+        format!("Pulling image \"{two}\""),
+        format!("Successfully pulled image \"{two}\""),
+        "Created container: updated".to_string(),
+        "Started container updated".to_string(),
+    ] {
+        assert!(events.contains(&want), "{want}:\n{events}");
+    }
+    // Other changes are refused, with the old value as `-` and the new one as `+`.
+    let refused = c.kubectl(&[
+        "patch",
+        "pod",
+        "updated",
+        "-p",
+        "{\"spec\":{\"containers\":[{\"name\":\"updated\",\"args\":[\"-x\"]}]}}",
+    ]);
+    let text = refused.err();
+    assert!(
+        text.contains("spec: Forbidden: pod updates may not change fields other than"),
+        "{text}"
+    );
+}

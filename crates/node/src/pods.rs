@@ -44,6 +44,9 @@ struct Instance {
     restart: i32,
     started_at: String,
     image_id: String,
+    /// The image as the spec named it when this instance started.
+    #[serde(default)]
+    image: String,
 }
 
 /// What the worker knows of one container of the pod.
@@ -62,6 +65,8 @@ struct ContainerTrack {
     /// Back-off for failures before the container runs (image missing, create failed).
     start_retry_at: Option<Instant>,
     start_backoff: Option<Duration>,
+    /// The instance is being stopped to run a changed spec (a new image): restart it at once.
+    replacing: bool,
 }
 
 impl ContainerTrack {
@@ -116,16 +121,13 @@ impl Node {
     ) {
         let mut reference = pod.object_ref(&());
         reference.field_path = field;
-        // The recorder folds events with the same reason and action into one series; distinct
-        // failures ("Failed to pull image", "Error: ErrImagePull") must stay distinct events.
-        let action = match note.strip_prefix("Error: ") {
-            Some(rest) if reason == "Failed" => rest
-                .split(|c: char| !c.is_ascii_alphanumeric())
-                .find(|w| !w.is_empty())
-                .unwrap_or(reason)
-                .to_string(),
-            None if note.starts_with("Failed to pull image") => "PullImage".to_string(),
-            _ => reason.to_string(),
+        // The recorder folds events with the same reason and action into one series. As the
+        // kubelet's event correlator does, only identical messages may fold: "Pulling image a"
+        // and, later, "Pulling image b" are two events.
+        let action = {
+            use sha2::Digest;
+            let digest = sha2::Sha256::digest(note.as_bytes());
+            format!("{reason}-{}", hex::encode(&digest[..4]))
         };
         let ev = Event {
             type_,
@@ -146,6 +148,7 @@ pub async fn worker(node: Arc<Node>, mut updates: watch::Receiver<Pod>) {
     let mut tracks: HashMap<String, ContainerTrack> = HashMap::new();
     let mut sandbox: Option<Sandbox> = None;
     let mut last_status = Value::Null;
+    let mut deadline_exceeded = false;
     // After an agent restart: take over what is already running instead of starting it again.
     {
         let pod = updates.borrow().clone();
@@ -202,12 +205,20 @@ pub async fn worker(node: Arc<Node>, mut updates: watch::Receiver<Pod>) {
             }
         }
         let mut soon = false;
+        if !deadline_exceeded && past_deadline(&pod) {
+            deadline_exceeded = true;
+            end_for_deadline(&node, &pod, &tracks).await;
+        }
         if let Some(sb) = &sandbox {
-            let restart_policy = pod
-                .spec
-                .as_ref()
-                .and_then(|s| s.restart_policy.clone())
-                .unwrap_or_else(|| "Always".into());
+            // Past its deadline the pod only records how its containers ended.
+            let restart_policy = if deadline_exceeded {
+                "Never".to_string()
+            } else {
+                pod.spec
+                    .as_ref()
+                    .and_then(|s| s.restart_policy.clone())
+                    .unwrap_or_else(|| "Always".into())
+            };
             let containers: Vec<Container> = pod
                 .spec
                 .as_ref()
@@ -218,7 +229,12 @@ pub async fn worker(node: Arc<Node>, mut updates: watch::Receiver<Pod>) {
                 soon |= reconcile_container(&node, &pod, sb, c, track, &restart_policy).await;
             }
         }
-        let status = pod_status(&node, &pod, sandbox.as_ref(), &tracks);
+        let mut status = pod_status(&node, &pod, sandbox.as_ref(), &tracks);
+        if deadline_exceeded {
+            status["phase"] = json!("Failed");
+            status["reason"] = json!("DeadlineExceeded");
+            status["message"] = json!(DEADLINE_MESSAGE);
+        }
         if status != last_status {
             let api: Api<Pod> =
                 Api::namespaced(node.client.clone(), &pod.namespace().unwrap_or_default());
@@ -226,7 +242,7 @@ pub async fn worker(node: Arc<Node>, mut updates: watch::Receiver<Pod>) {
                 .patch_status(
                     &pod.name_any(),
                     &PatchParams::default(),
-                    &Patch::Merge(&json!({"status": status})),
+                    &Patch::Merge(&json!({"status": with_transition_times(&status, &pod)})),
                 )
                 .await
             {
@@ -264,6 +280,12 @@ async fn reconcile_container(
                 .is_some_and(|t| t.elapsed() > BACKOFF_RESET)
             {
                 track.backoff = None;
+            }
+            let wanted = c.image.as_deref().unwrap_or("");
+            if !inst.image.is_empty() && inst.image != wanted && !track.replacing {
+                replace(node, pod, c, &inst, field).await;
+                track.replacing = true;
+                return true;
             }
             return false;
         }
@@ -303,20 +325,27 @@ async fn reconcile_container(
         let rt = node.runtime.clone();
         let id = inst.id.clone();
         let _ = tokio::task::spawn_blocking(move || rt.delete(&id)).await;
-        let restart = match policy {
-            "Always" => true,
-            "OnFailure" => code != 0,
-            _ => false,
-        };
+        let restart = track.replacing
+            || match policy {
+                "Always" => true,
+                "OnFailure" => code != 0,
+                _ => false,
+            };
         if !restart {
             return false;
         }
-        // The first restart is immediate; then 10 s, doubling up to 5 min.
-        let delay = track.backoff.unwrap_or(Duration::ZERO);
-        track.backoff = Some(match track.backoff {
-            None => BACKOFF_INITIAL,
-            Some(d) => (d * 2).min(BACKOFF_MAX),
-        });
+        // The first restart is immediate; then 10 s, doubling up to 5 min. A container stopped
+        // for a changed spec starts again at once, without back-off.
+        let delay = if track.replacing {
+            Duration::ZERO
+        } else {
+            let delay = track.backoff.unwrap_or(Duration::ZERO);
+            track.backoff = Some(match track.backoff {
+                None => BACKOFF_INITIAL,
+                Some(d) => (d * 2).min(BACKOFF_MAX),
+            });
+            delay
+        };
         track.retry_at = Some(Instant::now() + delay);
         track.delay = delay;
         // Publish how it ended (OOMKilled, Error, …) before anything restarts it, as the
@@ -325,17 +354,18 @@ async fn reconcile_container(
         return true;
     }
     if track.last_terminated.is_some() && track.current.is_none() {
-        let restart = match policy {
-            "Always" => true,
-            "OnFailure" => {
-                track
-                    .last_terminated
-                    .as_ref()
-                    .and_then(|t| t["exitCode"].as_i64())
-                    != Some(0)
-            }
-            _ => false,
-        };
+        let restart = track.replacing
+            || match policy {
+                "Always" => true,
+                "OnFailure" => {
+                    track
+                        .last_terminated
+                        .as_ref()
+                        .and_then(|t| t["exitCode"].as_i64())
+                        != Some(0)
+                }
+                _ => false,
+            };
         if !restart {
             return false;
         }
@@ -373,6 +403,86 @@ async fn reconcile_container(
     }
     start_container(node, pod, sb, c, track, field).await;
     false
+}
+
+const DEADLINE_MESSAGE: &str = "Pod was active on the node longer than the specified deadline";
+
+/// Whether the pod has run longer than its `activeDeadlineSeconds` (counted from `startTime`).
+fn past_deadline(pod: &Pod) -> bool {
+    let Some(limit) = pod.spec.as_ref().and_then(|s| s.active_deadline_seconds) else {
+        return false;
+    };
+    let Some(start) = pod.status.as_ref().and_then(|s| s.start_time.as_ref()) else {
+        return false;
+    };
+    let ran = Timestamp::now().duration_since(start.0).as_secs();
+    ran >= limit
+}
+
+/// Ends a pod past its deadline as the kubelet does: an event, then every container stopped.
+async fn end_for_deadline(node: &Arc<Node>, pod: &Pod, tracks: &HashMap<String, ContainerTrack>) {
+    node.event(
+        pod,
+        EventType::Warning,
+        "DeadlineExceeded",
+        DEADLINE_MESSAGE.to_string(),
+        None,
+    )
+    .await;
+    for (name, track) in tracks {
+        if let Some(inst) = &track.current {
+            let field = Some(format!("spec.containers{{{name}}}"));
+            let note = format!("Stopping container {name}");
+            stop_instance(node, pod, inst, note, field).await;
+        }
+    }
+}
+
+/// Stops a running instance whose image the pod's spec changed, as the kubelet does before
+/// starting the container on the new image.
+async fn replace(
+    node: &Arc<Node>,
+    pod: &Pod,
+    c: &Container,
+    inst: &Instance,
+    field: Option<String>,
+) {
+    let note = format!("Container {} definition changed, will be restarted", c.name);
+    stop_instance(node, pod, inst, note, field).await;
+}
+
+/// A `Killing` event with `note`, then SIGTERM, and SIGKILL after the pod's grace period.
+async fn stop_instance(
+    node: &Arc<Node>,
+    pod: &Pod,
+    inst: &Instance,
+    note: String,
+    field: Option<String>,
+) {
+    node.event(pod, EventType::Normal, "Killing", note, field)
+        .await;
+    let grace = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.termination_grace_period_seconds)
+        .unwrap_or(30)
+        .max(0) as u64;
+    let (rt, id) = (node.runtime.clone(), inst.id.clone());
+    let _ = tokio::task::spawn_blocking(move || {
+        let _ = rt.kill(&id, "TERM");
+        let deadline = Instant::now() + Duration::from_secs(grace);
+        while Instant::now() < deadline
+            && rt
+                .state(&id)
+                .ok()
+                .flatten()
+                .is_some_and(|s| s.status == "running")
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = rt.kill(&id, "KILL");
+    })
+    .await;
 }
 
 /// The record of a container's latest instance and how the one before it ended.
@@ -733,6 +843,7 @@ async fn start_container(
                 restart: track.restarts,
                 started_at: now_rfc3339(),
                 image_id: image.id.clone(),
+                image: c.image.clone().unwrap_or_default(),
             };
             save_instance(
                 &node.pod_dir(pod),
@@ -745,6 +856,7 @@ async fn start_container(
             track.waiting = None;
             track.start_retry_at = None;
             track.start_backoff = None;
+            track.replacing = false;
         }
         Err(err) => {
             tracing::warn!(%err, container = %c.name, "starting a container failed");
@@ -857,6 +969,26 @@ fn pod_status(
     }
     // Timestamps change every pass; compare without them so status is written only on change.
     strip_volatile(status)
+}
+
+/// Gives each condition its `lastTransitionTime`: kept from the pod's current condition of the
+/// same type while its status is unchanged, now when it changed.
+fn with_transition_times(status: &Value, pod: &Pod) -> Value {
+    let mut status = status.clone();
+    let now = now_rfc3339();
+    let current = pod.status.as_ref().and_then(|s| s.conditions.as_ref());
+    if let Some(conds) = status["conditions"].as_array_mut() {
+        for c in conds {
+            let since = current
+                .and_then(|cs| cs.iter().find(|x| c["type"] == x.type_.as_str()))
+                .filter(|x| c["status"] == x.status.as_str())
+                .and_then(|x| x.last_transition_time.as_ref())
+                .map(|t| json!(t))
+                .unwrap_or_else(|| json!(now));
+            c["lastTransitionTime"] = since;
+        }
+    }
+    status
 }
 
 fn strip_volatile(mut status: Value) -> Value {
