@@ -19,11 +19,20 @@ use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, PostParams, WatchEvent, WatchParams};
 
 mod pods;
+mod scheduler;
+mod streams;
 
 struct Server {
     child: Child,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     kubeconfig: PathBuf,
+    url: String,
+}
+
+impl Server {
+    fn dir(&self) -> &Path {
+        self.dir.path()
+    }
 }
 
 impl Drop for Server {
@@ -82,8 +91,9 @@ async fn start(binary: &Path, extra: &[String]) -> Result<(Server, kube::Client,
         .with_context(|| format!("starting {}", binary.display()))?;
     let server = Server {
         child,
-        _dir: dir,
+        dir,
         kubeconfig,
+        url: format!("https://127.0.0.1:{port}"),
     };
     loop {
         if started.elapsed() > Duration::from_secs(30) {
@@ -315,8 +325,11 @@ async fn measure(
 #[tokio::main]
 async fn main() -> Result<()> {
     let mut args = std::env::args().skip(1).peekable();
-    let pod_mode = args.peek().map(String::as_str) == Some("pods");
-    if pod_mode {
+    let mode = match args.peek().map(String::as_str) {
+        Some(m @ ("pods" | "streams" | "scheduler")) => m.to_string(),
+        _ => "api".to_string(),
+    };
+    if mode != "api" {
         args.next();
     }
     let mut pods = 10_000usize;
@@ -329,17 +342,22 @@ async fn main() -> Result<()> {
         }
     }
     let mut rows = Vec::new();
-    if pod_mode {
-        pods::measure(
-            &binary,
-            Path::new("target/images/kuard-amd64-1.tar"),
-            &mut rows,
-        )
-        .await?;
-        print_table(rows);
-        return Ok(());
+    let image = Path::new("target/images/kuard-amd64-1.tar");
+    match mode.as_str() {
+        "pods" => pods::measure(&binary, image, &mut rows).await?,
+        "streams" => streams::measure(&binary, image, &mut rows).await?,
+        "scheduler" => scheduler::measure(&binary, &mut rows).await?,
+        _ => {
+            api_measures(&binary, pods, &mut rows).await?;
+        }
     }
-    measure(&binary, "sqlite", &[], pods, &mut rows).await?;
+    print_table(rows);
+    Ok(())
+}
+
+/// The API server on SQLite, then on a real etcd with etcd's own put rate beside it.
+async fn api_measures(binary: &Path, pods: usize, rows: &mut Vec<Row>) -> Result<()> {
+    measure(binary, "sqlite", &[], pods, rows).await?;
     let etcd =
         store::conformance::EtcdServer::start().context("starting etcd (install etcd-server)")?;
     let extra = vec![
@@ -348,7 +366,7 @@ async fn main() -> Result<()> {
         "--etcd-endpoints".to_string(),
         etcd.endpoint.clone(),
     ];
-    measure(&binary, "etcd", &extra, pods, &mut rows).await?;
+    measure(binary, "etcd", &extra, pods, rows).await?;
     let raw1 = etcd_put_rate(&etcd.endpoint, 1000, 1).await?;
     rows.push(Row(
         "etcd itself: raw 2 KiB puts/s, 1 client".into(),
@@ -361,8 +379,6 @@ async fn main() -> Result<()> {
         format!("{raw32:.0}"),
         "peer",
     ));
-
-    print_table(rows);
     Ok(())
 }
 

@@ -15,7 +15,7 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams, WatchEvent, WatchPara
 
 use crate::Row;
 
-struct Proc(Child);
+pub(crate) struct Proc(pub Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -32,7 +32,7 @@ fn pod(name: &str) -> Pod {
     .expect("valid pod")
 }
 
-fn percentile(samples: &mut [f64], q: f64) -> f64 {
+pub(crate) fn percentile(samples: &mut [f64], q: f64) -> f64 {
     samples.sort_by(f64::total_cmp);
     samples[((samples.len() as f64 - 1.0) * q).round() as usize]
 }
@@ -82,7 +82,10 @@ fn rss_of(needles: &[&str]) -> (usize, u64, u64) {
 }
 
 /// Watches `api` and records, per pod name, when it was first seen Running and Ready.
-async fn running_times(api: Api<Pod>, seen: Arc<Mutex<HashMap<String, Instant>>>) -> Result<()> {
+pub(crate) async fn running_times(
+    api: Api<Pod>,
+    seen: Arc<Mutex<HashMap<String, Instant>>>,
+) -> Result<()> {
     let mut stream = api
         .watch(&WatchParams::default().timeout(290), "0")
         .await?
@@ -106,7 +109,10 @@ async fn running_times(api: Api<Pod>, seen: Arc<Mutex<HashMap<String, Instant>>>
     Ok(())
 }
 
-async fn wait_running(seen: &Arc<Mutex<HashMap<String, Instant>>>, name: &str) -> Result<Instant> {
+pub(crate) async fn wait_running(
+    seen: &Arc<Mutex<HashMap<String, Instant>>>,
+    name: &str,
+) -> Result<Instant> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Some(t) = seen.lock().expect("lock").get(name).copied() {
@@ -119,7 +125,7 @@ async fn wait_running(seen: &Arc<Mutex<HashMap<String, Instant>>>, name: &str) -
     }
 }
 
-async fn delete_all(api: &Api<Pod>) -> Result<()> {
+pub(crate) async fn delete_all(api: &Api<Pod>) -> Result<()> {
     let _ = api
         .delete_collection(&DeleteParams::default(), &ListParams::default())
         .await;
@@ -247,61 +253,98 @@ fn podman_play(image: &Path, n: usize) -> Result<Vec<f64>> {
     Ok(out)
 }
 
-pub async fn measure(binary: &Path, image: &Path, rows: &mut Vec<Row>) -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let port = crate::free_port()?;
-    let kubeconfig = dir.path().join("kubeconfig");
-    let data = dir.path().join("data");
-    let _server = Proc(
-        Command::new(binary)
-            .args([
-                "server",
-                "--disable-agent",
-                "--https-listen",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .arg("--data-dir")
-            .arg(&data)
-            .arg("--write-kubeconfig")
-            .arg(&kubeconfig)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?,
-    );
-    while !kubeconfig.exists() {
-        tokio::time::sleep(Duration::from_millis(10)).await;
+/// A server and a standalone agent that runs real pods, on temporary directories.
+pub(crate) struct AgentCluster {
+    pub dir: tempfile::TempDir,
+    pub kubeconfig: PathBuf,
+    pub agent_dir: PathBuf,
+    pub bridge: String,
+    _server: Proc,
+    agent: Proc,
+}
+
+impl AgentCluster {
+    /// Starts `binary` as a server, then as an agent joined with the token file, with `image`
+    /// ready to import. `cidr` keeps concurrent benches' pod networks apart.
+    pub(crate) async fn start(binary: &Path, image: &Path, cidr: &str) -> Result<AgentCluster> {
+        let dir = tempfile::tempdir()?;
+        let port = crate::free_port()?;
+        let kubeconfig = dir.path().join("kubeconfig");
+        let data = dir.path().join("data");
+        let server = Proc(
+            Command::new(binary)
+                .args([
+                    "server",
+                    "--disable-agent",
+                    "--https-listen",
+                    &format!("127.0.0.1:{port}"),
+                ])
+                .arg("--data-dir")
+                .arg(&data)
+                .arg("--write-kubeconfig")
+                .arg(&kubeconfig)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?,
+        );
+        while !kubeconfig.exists() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let token_file = data.join("server/tls/node-token");
+        let agent_dir = dir.path().join("agent-data");
+        let images = agent_dir.join("agent").join("images");
+        std::fs::create_dir_all(&images)?;
+        std::fs::copy(image, images.join("kuard.tar")).context("copying the demo image")?;
+        let bridge = format!("kb{}", std::process::id() % 100000);
+        let url = format!("https://127.0.0.1:{port}");
+        let agent = Proc(
+            Command::new(binary)
+                .args(["agent", "--server", &url, "--token-file"])
+                .arg(&token_file)
+                .args(["--node-name", "bench"])
+                .args([
+                    "--pod-bridge",
+                    &bridge,
+                    "--pod-cidr",
+                    cidr,
+                    "--kubelet-port",
+                    &crate::free_port()?.to_string(),
+                ])
+                .arg("--data-dir")
+                .arg(&agent_dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?,
+        );
+        Ok(AgentCluster {
+            dir,
+            kubeconfig,
+            agent_dir,
+            bridge,
+            _server: server,
+            agent,
+        })
     }
-    let token = std::fs::read_to_string(data.join("server/tls/node-token"))?;
-    let agent_dir = dir.path().join("agent-data");
-    let images = agent_dir.join("agent").join("images");
-    std::fs::create_dir_all(&images)?;
-    std::fs::copy(image, images.join("kuard.tar")).context("copying the demo image")?;
-    let bridge = format!("kb{}", std::process::id() % 100000);
-    let agent = Proc(
-        Command::new(binary)
-            .args([
-                "agent",
-                "--server",
-                &format!("https://127.0.0.1:{port}"),
-                "--token",
-                token.trim(),
-                "--node-name",
-                "bench",
-            ])
-            .args([
-                "--pod-bridge",
-                &bridge,
-                "--pod-cidr",
-                "10.253.0.0/23",
-                "--kubelet-port",
-                &crate::free_port()?.to_string(),
-            ])
-            .arg("--data-dir")
-            .arg(&agent_dir)
-            .stdout(Stdio::null())
+
+    pub(crate) fn agent_pid(&self) -> u32 {
+        self.agent.0.id()
+    }
+}
+
+impl Drop for AgentCluster {
+    fn drop(&mut self) {
+        let _ = self.agent.0.kill();
+        let _ = self.agent.0.wait();
+        let _ = Command::new("ip")
+            .args(["link", "delete", &self.bridge])
             .stderr(Stdio::null())
-            .spawn()?,
-    );
+            .status();
+    }
+}
+
+pub async fn measure(binary: &Path, image: &Path, rows: &mut Vec<Row>) -> Result<()> {
+    let cluster = AgentCluster::start(binary, image, "10.253.0.0/23").await?;
+    let (kubeconfig, agent_dir) = (cluster.kubeconfig.clone(), cluster.agent_dir.clone());
     let client = crate::client(&kubeconfig).await?;
     let api: Api<Pod> = Api::namespaced(client.clone(), "default");
     let seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
@@ -323,7 +366,7 @@ pub async fn measure(binary: &Path, image: &Path, rows: &mut Vec<Row>) -> Result
         let at = wait_running(&seen, &name).await?;
         one.push(at.duration_since(started).as_secs_f64() * 1000.0);
         if i == 49 {
-            agent_rss_50 = rss_kib(agent.0.id());
+            agent_rss_50 = rss_kib(cluster.agent_pid());
             let (_, conmon_kib, conmon_pss) =
                 rss_of(&["conmon", agent_dir.to_str().unwrap_or_default()]);
             let (_, pause_kib, pause_pss) = rss_of(&["catatonit", "-P"]);
@@ -408,9 +451,6 @@ pub async fn measure(binary: &Path, image: &Path, rows: &mut Vec<Row>) -> Result
         "< 2 MB",
     ));
     delete_all(&api).await?;
-    drop(agent);
-    let _ = Command::new("ip")
-        .args(["link", "delete", &bridge])
-        .status();
+    drop(cluster);
     Ok(())
 }

@@ -216,3 +216,90 @@ fn an_agent_joins_with_the_token_and_a_silent_node_goes_not_ready() {
     .expect("FailedScheduling for a pod with no ready node");
     assert!(msg.contains("0/1 nodes are available: 1 node(s) had untolerated taint {node.kubernetes.io/unreachable: }."), "{msg}");
 }
+
+#[test]
+fn a_bare_node_object_attracts_no_pods_until_it_is_ready() {
+    let c = Cluster::start_with(&["--node-monitor-grace-period", "600"]);
+    c.file(
+        "node.yaml",
+        "apiVersion: v1\nkind: Node\nmetadata:\n  name: bare\n",
+    );
+    c.kubectl(&["create", "-f", "node.yaml"]).ok();
+    let taints = c.kubectl(&["get", "node", "bare", "-o", "jsonpath={.spec.taints}"]);
+    assert!(
+        taints
+            .ok()
+            .contains("\"key\":\"node.kubernetes.io/not-ready\""),
+        "{}",
+        taints.stdout
+    );
+    c.file("pod.yaml", KUARD_POD);
+    c.kubectl(&["create", "-f", "pod.yaml"]).ok();
+    let msg = eventually(15, || {
+        let e = events_for(&c, "kubernetes-up-and-running");
+        e.contains("FailedScheduling").then_some(e)
+    })
+    .expect("FailedScheduling for a pod with only a bare node");
+    assert!(
+        msg.contains("0/1 nodes are available: 1 node(s) had untolerated taint"),
+        "{msg}"
+    );
+    let node = c.kubectl(&[
+        "get",
+        "pod",
+        "kubernetes-up-and-running",
+        "-o",
+        "jsonpath={.spec.nodeName}",
+    ]);
+    assert_eq!(
+        node.ok(),
+        "",
+        "the pod was bound to a node that is not ready"
+    );
+    // A node with room that is ready takes the 32-CPU pod the tutorial leaves pending.
+    c.file(
+        "big.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: big\nspec:\n  tolerations:\n  - key: node.kubernetes.io/not-ready\n    operator: Exists\n  containers:\n  - name: kuard\n    image: gcr.io/kuar-demo/kuard-amd64:1\n    resources:\n      requests:\n        cpu: \"32\"\n",
+    );
+    c.kubectl(&["create", "-f", "big.yaml"]).ok();
+    let pending = eventually(15, || {
+        let e = events_for(&c, "big");
+        e.contains("Insufficient cpu").then_some(e)
+    });
+    assert!(pending.is_some(), "{}", events_for(&c, "big"));
+    let token = c.data_dir().join("server/tls/node-token");
+    let mut fake = Command::new(env!("CARGO_BIN_EXE_kubelite"))
+        .args(["agent", "--server", &c.url(), "--token-file"])
+        .arg(&token)
+        .args([
+            "--node-name",
+            "roomy",
+            "--fake-nodes",
+            "1",
+            "--fake-cpus",
+            "64",
+        ])
+        .arg("--data-dir")
+        .arg(c.dir.path().join("fake"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let placed = eventually(30, || {
+        let out = c.kubectl(&[
+            "get",
+            "pod",
+            "big",
+            "-o",
+            "jsonpath={.spec.nodeName} {.status.phase}",
+        ]);
+        (out.stdout == "roomy-0 Running").then_some(())
+    });
+    let _ = fake.kill();
+    let _ = fake.wait();
+    assert!(
+        placed.is_some(),
+        "{}",
+        c.kubectl(&["describe", "pod", "big"]).stdout
+    );
+}

@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use api::resources::Resources;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -76,6 +77,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 const UNSCHEDULABLE_FLUSH: Duration = Duration::from_secs(300);
 /// How long a pod this scheduler bound counts on its node before the watch shows the binding.
 const ASSUME_TTL: Duration = Duration::from_secs(30);
+/// How many bindings are in flight at once.
+const BIND_CONCURRENCY: usize = 32;
 
 /// Pods bound by this scheduler that the pod watch has not shown bound yet, so that the next pass
 /// neither binds them again nor forgets what they take from their node.
@@ -100,8 +103,42 @@ fn bound_node(pod: &Pod) -> Option<&str> {
         .filter(|n| !n.is_empty())
 }
 
+/// What each pod requests, by UID: a pod's requests never change, and parsing them again on every
+/// pass for every pod would dominate a pass on a large cluster.
+#[derive(Default)]
+struct Requests(HashMap<String, Resources>);
+
+impl Requests {
+    fn of(&mut self, pod: &Pod) -> Resources {
+        let compute = || {
+            pod.spec
+                .as_ref()
+                .map(api::resources::pod_requests)
+                .unwrap_or_default()
+        };
+        match pod.metadata.uid.as_deref() {
+            Some(uid) => *self.0.entry(uid.to_string()).or_insert_with(compute),
+            None => compute(),
+        }
+    }
+
+    /// Forgets the pods that are gone.
+    fn retain(&mut self, pods: &[Arc<Pod>]) {
+        let present: std::collections::HashSet<&str> = pods
+            .iter()
+            .filter_map(|p| p.metadata.uid.as_deref())
+            .collect();
+        self.0.retain(|uid, _| present.contains(uid.as_str()));
+    }
+}
+
 /// Every node with what its pods (bound, or assumed bound) request.
-fn node_infos(nodes: &[Arc<Node>], pods: &[Arc<Pod>], assumed: &Assumed) -> Vec<plugins::NodeInfo> {
+fn node_infos(
+    nodes: &[Arc<Node>],
+    pods: &[Arc<Pod>],
+    assumed: &Assumed,
+    requests: &mut Requests,
+) -> Vec<plugins::NodeInfo> {
     let mut infos: Vec<plugins::NodeInfo> =
         nodes.iter().cloned().map(plugins::NodeInfo::new).collect();
     let index: HashMap<String, usize> = infos
@@ -112,12 +149,7 @@ fn node_infos(nodes: &[Arc<Node>], pods: &[Arc<Pod>], assumed: &Assumed) -> Vec<
     for pod in pods {
         let node = bound_node(pod).or_else(|| assumed.node_of(&key(pod)));
         if let Some(i) = node.and_then(|n| index.get(n)) {
-            let request = pod
-                .spec
-                .as_ref()
-                .map(api::resources::pod_requests)
-                .unwrap_or_default();
-            infos[*i].add_pod(request);
+            infos[*i].add_pod(requests.of(pod));
         }
     }
     infos
@@ -184,6 +216,7 @@ pub async fn run(client: kube::Client) {
     );
     let mut backoff: HashMap<String, Backoff> = HashMap::new();
     let mut assumed = Assumed::default();
+    let mut requests = Requests::default();
     let mut seen_changes = (0, 0);
     loop {
         // A node change, or a pod that went away, may make any waiting pod fit: retry them all now.
@@ -200,6 +233,7 @@ pub async fn run(client: kube::Client) {
             recorder: &recorder,
             backoff: &mut backoff,
             assumed: &mut assumed,
+            requests: &mut requests,
         };
         let next_retry = pass.run(&pods, &nodes).await;
         let wait = next_retry
@@ -214,6 +248,7 @@ pub async fn run(client: kube::Client) {
 
 /// What one scheduling pass works with.
 struct Pass<'a> {
+    requests: &'a mut Requests,
     client: &'a kube::Client,
     recorder: &'a Recorder,
     backoff: &'a mut HashMap<String, Backoff>,
@@ -238,31 +273,25 @@ impl Pass<'_> {
         pending.sort_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0));
         let keys: std::collections::HashSet<String> = pending.iter().map(|p| key(p)).collect();
         self.backoff.retain(|k, _| keys.contains(k));
-        let mut infos = node_infos(&nodes.state(), &all, self.assumed);
+        self.requests.retain(&all);
+        let mut infos = node_infos(&nodes.state(), &all, self.assumed, self.requests);
+        // Decide every pod in turn against node infos that count the pods placed before it,
+        // then bind them all at once: bindings are independent API calls.
+        let mut placed: Vec<(Arc<Pod>, String)> = Vec::new();
         for pod in pending {
             let k = key(&pod);
             if self.backoff.get(&k).is_some_and(|b| b.next > now) {
                 continue;
             }
             match plugins::select(&pod, &infos) {
-                Ok(node) => match bind(self.client, self.recorder, &pod, &node).await {
-                    Ok(()) => {
-                        self.backoff.remove(&k);
-                        let request = pod
-                            .spec
-                            .as_ref()
-                            .map(api::resources::pod_requests)
-                            .unwrap_or_default();
-                        if let Some(info) = infos.iter_mut().find(|i| i.name() == node) {
-                            info.add_pod(request);
-                        }
-                        self.assumed.0.insert(k, (node, Instant::now()));
+                Ok(node) => {
+                    let request = self.requests.of(&pod);
+                    if let Some(info) = infos.iter_mut().find(|i| i.name() == node) {
+                        info.add_pod(request);
                     }
-                    Err(err) => {
-                        tracing::warn!(pod = %k, %err, "binding failed");
-                        self.retry_later(k, now);
-                    }
-                },
+                    self.assumed.0.insert(k, (node.clone(), Instant::now()));
+                    placed.push((pod, node));
+                }
                 Err(message) => {
                     self.backoff.insert(
                         k.clone(),
@@ -276,6 +305,26 @@ impl Pass<'_> {
                     {
                         tracing::warn!(pod = %k, %err, "recording FailedScheduling failed");
                     }
+                }
+            }
+        }
+        let (client, recorder) = (self.client, self.recorder);
+        let results: Vec<(String, Result<(), Error>)> = futures::stream::iter(placed)
+            .map(
+                |(pod, node)| async move { (key(&pod), bind(client, recorder, &pod, &node).await) },
+            )
+            .buffer_unordered(BIND_CONCURRENCY)
+            .collect()
+            .await;
+        for (k, result) in results {
+            match result {
+                Ok(()) => {
+                    self.backoff.remove(&k);
+                }
+                Err(err) => {
+                    tracing::warn!(pod = %k, %err, "binding failed");
+                    self.assumed.0.remove(&k);
+                    self.retry_later(k, now);
                 }
             }
         }
@@ -331,10 +380,14 @@ async fn bind(
         action: "Binding".into(),
         secondary: None,
     };
-    if let Err(err) = recorder.publish(&event, &pod.object_ref(&())).await {
-        tracing::warn!(%err, "recording the Scheduled event failed");
-    }
-    tracing::info!(pod = %format!("{ns}/{name}"), node, "scheduled");
+    // The event is not part of the binding: record it without holding up the next binding.
+    let (recorder, reference) = (recorder.clone(), pod.object_ref(&()));
+    tokio::spawn(async move {
+        if let Err(err) = recorder.publish(&event, &reference).await {
+            tracing::warn!(%err, "recording the Scheduled event failed");
+        }
+    });
+    tracing::debug!(pod = %format!("{ns}/{name}"), node, "scheduled");
     Ok(())
 }
 

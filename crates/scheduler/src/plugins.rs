@@ -16,11 +16,21 @@ pub struct NodeInfo {
     pub requested: Resources,
     /// How many non-terminal pods the node has.
     pub pods: usize,
+    /// What the node offers to pods, and how many pods it takes (parsed once).
+    allocatable: Resources,
+    max_pods: i64,
 }
 
 impl NodeInfo {
     pub fn new(node: Arc<Node>) -> Self {
+        let map = node.status.as_ref().and_then(|s| s.allocatable.as_ref());
+        let max_pods = map
+            .and_then(|m| m.get("pods"))
+            .and_then(|q| api::quantity::parse(&q.0))
+            .map_or(0, api::quantity::to_units);
         NodeInfo {
+            allocatable: Resources::from_map(map),
+            max_pods,
             node,
             requested: Resources::default(),
             pods: 0,
@@ -35,19 +45,6 @@ impl NodeInfo {
     pub fn add_pod(&mut self, request: Resources) {
         self.requested = self.requested.plus(request);
         self.pods += 1;
-    }
-
-    fn allocatable(&self) -> (Resources, i64) {
-        let map = self
-            .node
-            .status
-            .as_ref()
-            .and_then(|s| s.allocatable.as_ref());
-        let pods = map
-            .and_then(|m| m.get("pods"))
-            .and_then(|q| api::quantity::parse(&q.0))
-            .map_or(0, api::quantity::to_units);
-        (Resources::from_map(map), pods)
     }
 }
 
@@ -242,7 +239,7 @@ pub struct NodeResourcesFit;
 
 impl Filter for NodeResourcesFit {
     fn filter(&self, _: &Pod, request: &Resources, node: &NodeInfo) -> Result<(), Rejection> {
-        let (allocatable, max_pods) = node.allocatable();
+        let (allocatable, max_pods) = (node.allocatable, node.max_pods);
         let mut reasons = Vec::new();
         if node.pods as i64 + 1 > max_pods {
             reasons.push("Too many pods".to_string());
