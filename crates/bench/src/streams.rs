@@ -118,10 +118,19 @@ pub async fn measure(binary: &Path, image: &Path, rows: &mut Vec<Row>) -> Result
         .arg(cluster.agent_dir.join("agent/runtime/oci"))
         .args(["exec", &kuard_id, "true"]);
     let mut crun_ms = timed(crun, 30)?;
+    // kubectl itself: start-up, kubeconfig, TLS and one request, without any streaming.
+    let mut raw = kubectl(&cluster);
+    raw.args(["get", "--raw", "/readyz"]);
+    let mut raw_ms = timed(raw, 30)?;
     let (exec50, crun50) = (percentile(&mut exec_ms, 0.5), percentile(&mut crun_ms, 0.5));
     rows.push(Row(
         "kubectl exec POD -- true, p50 / p99 (30)".into(),
         format!("{exec50:.0} / {:.0} ms", percentile(&mut exec_ms, 0.99)),
+        "",
+    ));
+    rows.push(Row(
+        "kubectl get --raw /readyz, p50 (kubectl's own cost)".into(),
+        format!("{:.0} ms", percentile(&mut raw_ms, 0.5)),
         "",
     ));
     rows.push(Row(

@@ -46,6 +46,8 @@ pub fn taints_for(ready: Option<&str>) -> Vec<Taint> {
             taint(NOT_READY, "NoSchedule"),
             taint(NOT_READY, "NoExecute"),
         ],
+        // Never reported yet: what the API gave it at creation (TaintNodesAtCreation).
+        None => vec![taint(NOT_READY, "NoSchedule")],
         _ => vec![
             taint(UNREACHABLE, "NoSchedule"),
             taint(UNREACHABLE, "NoExecute"),
@@ -175,7 +177,10 @@ mod tests {
         assert!(taints_for(Some("Unknown"))
             .iter()
             .all(|t| t.key == UNREACHABLE));
-        assert_eq!(taints_for(None).len(), 2);
+        assert_eq!(taints_for(None).len(), 1);
+        assert!(taints_for(None)
+            .iter()
+            .all(|t| t.key == NOT_READY && t.effect == "NoSchedule"));
     }
 
     #[test]

@@ -179,7 +179,7 @@ fn a_cpu_limit_holds_a_busy_loop_to_its_share() {
         &pod_yaml(
             "busy",
             "    command: [\"sh\", \"-c\", \"while :; do :; done\"]\n    resources:\n      limits:\n        cpu: 200m\n",
-            "",
+            "  terminationGracePeriodSeconds: 1\n",
         ),
     );
     c.kubectl(&["create", "-f", "busy.yaml"]).ok();

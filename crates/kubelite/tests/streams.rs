@@ -292,11 +292,45 @@ fn concurrent_requests(port: u16, n: usize) -> Vec<std::io::Result<String>> {
     handles.into_iter().map(|h| h.join().unwrap()).collect()
 }
 
+/// `kubectl attach` shows what the container writes from then on.
+fn attach_flow(c: &Cluster, kubectl: &Path) {
+    let mut child = c
+        .kubectl_cmd(kubectl)
+        .args(["attach", "ticker"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let ticks = (0..3)
+        .filter_map(|_| rx.recv_timeout(Duration::from_secs(10)).ok())
+        .filter(|l| l.starts_with("tick "))
+        .count();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        ticks, 3,
+        "kubectl attach did not show the container's output"
+    );
+}
+
 fn streaming_with(kubectl: &Path) {
     require_container_host();
     let c = Cluster::start_with_agent(&[]);
+    c.file(
+        "ticker.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: ticker\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: ticker\n    image: gcr.io/kuar-demo/kuard-amd64:1\n    command: [\"sh\", \"-c\", \"i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.2; done\"]\n",
+    );
+    c.kubectl(&["create", "-f", "ticker.yaml"]).ok();
     running_pod(&c);
     exec_flows(&c, kubectl);
+    attach_flow(&c, kubectl);
     port_forward_flows(&c, kubectl);
 }
 

@@ -205,11 +205,8 @@ pub async fn exec(
         return text(500, format!("container not found ({container:?})"));
     };
     if attach {
-        // conmon owns the container's stdio; attaching to it is not built yet. Fail visibly.
-        return text(
-            500,
-            "attach is not supported by this node yet; use exec".into(),
-        );
+        // Attaching runs nothing: the session is the container's own process.
+        request.command = vec!["<attach>".into()];
     }
     if request.command.is_empty() {
         request.command = vec!["sh".into()];
@@ -226,11 +223,11 @@ pub async fn exec(
             .selected_protocol()
             .is_some_and(|p| p == "v5.channel.k8s.io");
         return ws.on_upgrade(move |socket| async move {
-            ws_exec(socket, streams.runtime.clone(), id, request, v5).await
+            ws_exec(socket, streams.runtime.clone(), id, request, v5, attach).await
         });
     }
     spdy_upgrade(req, &SPDY_EXEC_PROTOCOLS, move |io, _protocol| async move {
-        spdy_exec(TokioIo(io), streams.runtime.clone(), id, request).await
+        spdy_exec(TokioIo(io), streams.runtime.clone(), id, request, attach).await
     })
 }
 
@@ -273,14 +270,21 @@ fn format_command(command: &[String]) -> String {
     format!("[{}]", command.join(" "))
 }
 
-/// Runs the process and moves bytes until it has ended and its output is drained.
+/// Runs the process (or attaches to the container) and moves bytes until it has ended and its
+/// output is drained.
 async fn drive(
     runtime: &Runtime,
     id: &str,
     request: &ExecRequest,
+    attach: bool,
     channels: ExecChannels,
 ) -> Result<i32, String> {
-    let mut exec = runtime.exec(id, request).await.map_err(|e| e.to_string())?;
+    let started = if attach {
+        runtime.attach(id, request).await
+    } else {
+        runtime.exec(id, request).await
+    };
+    let mut exec = started.map_err(|e| e.to_string())?;
     let ExecChannels {
         stdin,
         resize,
@@ -360,7 +364,14 @@ fn parse_sizes(bytes: &[u8]) -> Vec<(u16, u16)> {
         .collect()
 }
 
-async fn ws_exec(socket: WebSocket, runtime: Runtime, id: String, request: ExecRequest, v5: bool) {
+async fn ws_exec(
+    socket: WebSocket,
+    runtime: Runtime,
+    id: String,
+    request: ExecRequest,
+    v5: bool,
+    attach: bool,
+) {
     let (mut sink, mut source) = socket.split();
     let (out_tx, mut out_rx) = mpsc::channel::<(u8, Vec<u8>)>(64);
     // The kubelet's first message: an empty frame on the lowest channel the client reads.
@@ -440,7 +451,7 @@ async fn ws_exec(socket: WebSocket, runtime: Runtime, id: String, request: ExecR
         }
         sink
     });
-    let result = drive(&runtime, &id, &request, channels).await;
+    let result = drive(&runtime, &id, &request, attach, channels).await;
     // All output first, then the status.
     for relay in relays {
         let _ = relay.await;
@@ -460,7 +471,7 @@ async fn ws_exec(socket: WebSocket, runtime: Runtime, id: String, request: ExecR
 }
 
 /// The streams a SPDY exec client opens, by their `streamtype`.
-async fn spdy_exec<IO>(io: IO, runtime: Runtime, id: String, request: ExecRequest)
+async fn spdy_exec<IO>(io: IO, runtime: Runtime, id: String, request: ExecRequest, attach: bool)
 where
     IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
@@ -502,7 +513,7 @@ where
         stdout,
         stderr,
     };
-    let result = drive(&runtime, &id, &request, channels).await;
+    let result = drive(&runtime, &id, &request, attach, channels).await;
     // Output streams end (FIN) once drained; then the status.
     for done in [stdout_done, stderr_done].into_iter().flatten() {
         let _ = done.await;

@@ -25,9 +25,15 @@ pub struct ExecRequest {
 pub type Reader = Box<dyn AsyncRead + Send + Unpin>;
 pub type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 
-/// A process running in a container, with the ends of its streams.
+/// What ends the session: the exec'd process, or (attach) the container's output ending.
+enum Session {
+    Process(tokio::process::Child),
+    Attached(tokio::task::JoinHandle<()>),
+}
+
+/// A process running in a container (or a container attached to), with the ends of its streams.
 pub struct Exec {
-    child: tokio::process::Child,
+    session: Session,
     pub stdin: Option<Writer>,
     pub stdout: Option<Reader>,
     pub stderr: Option<Reader>,
@@ -63,7 +69,14 @@ impl Exec {
     /// Waits for the process and returns its exit code (128 + the signal when it was killed).
     pub async fn wait(&mut self) -> Result<i32> {
         use std::os::unix::process::ExitStatusExt;
-        let status = self.child.wait().await.map_err(|e| Error::Command {
+        let child = match &mut self.session {
+            Session::Process(child) => child,
+            Session::Attached(demux) => {
+                let _ = demux.await;
+                return Ok(0);
+            }
+        };
+        let status = child.wait().await.map_err(|e| Error::Command {
             command: "exec".into(),
             message: e.to_string(),
         })?;
@@ -110,7 +123,7 @@ impl Runtime {
             stdin: child.stdin.take().map(|s| Box::new(s) as Writer),
             stdout: child.stdout.take().map(|s| Box::new(s) as Reader),
             stderr: child.stderr.take().map(|s| Box::new(s) as Reader),
-            child,
+            session: Session::Process(child),
             terminal: None,
             _console_dir: None,
         })
@@ -166,10 +179,99 @@ impl Runtime {
                 .then(|| Box::new(tokio::fs::File::from_std(writer)) as Writer),
             stdout: Some(Box::new(tokio::fs::File::from_std(reader))),
             stderr: None,
-            child,
+            session: Session::Process(child),
             terminal: Some(Terminal(master)),
             _console_dir: Some(dir),
         })
+    }
+}
+
+/// conmon tags what it relays on the attach socket with the pipe it came from.
+const ATTACH_STDOUT: u8 = 2;
+const ATTACH_STDERR: u8 = 3;
+
+impl Runtime {
+    /// Attaches to the running container `id` through its conmon's attach socket: its output as
+    /// it is written from now on, and stdin when conmon keeps one. The session ends when the
+    /// container's output ends (it exited) or the caller stops reading.
+    pub async fn attach(&self, id: &str, request: &ExecRequest) -> Result<Exec> {
+        use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+        let path = self.sockets.join(id).join("attach");
+        let fd = socket(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .map_err(failed)?;
+        let addr = UnixAddr::new(&path).map_err(failed)?;
+        connect(fd.as_raw_fd(), &addr).map_err(|e| failed(format!("{}: {e}", path.display())))?;
+        let timeout = nix::sys::time::TimeVal::new(1, 0);
+        nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::ReceiveTimeout, &timeout)
+            .map_err(failed)?;
+        let pipe = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(failed);
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let stdin = fd.try_clone().map_err(failed)?;
+        let demux = tokio::task::spawn_blocking(move || demux_attach(fd, out_w, err_w));
+        let reader =
+            |fd: OwnedFd| Box::new(tokio::fs::File::from_std(std::fs::File::from(fd))) as Reader;
+        Ok(Exec {
+            session: Session::Attached(demux),
+            stdin: request
+                .stdin
+                .then(|| Box::new(tokio::fs::File::from_std(std::fs::File::from(stdin))) as Writer),
+            stdout: request.stdout.then(|| reader(out_r)),
+            stderr: request.stderr.then(|| reader(err_r)),
+            terminal: None,
+            _console_dir: None,
+        })
+    }
+}
+
+/// Copies conmon's tagged packets to the stdout and stderr pipes until the socket ends, or nobody
+/// reads the pipes any more.
+fn demux_attach(socket: OwnedFd, stdout: OwnedFd, stderr: OwnedFd) {
+    use std::io::Write;
+    let (mut out, mut err) = (std::fs::File::from(stdout), std::fs::File::from(stderr));
+    let mut buf = vec![0u8; 8193];
+    loop {
+        match nix::sys::socket::recv(
+            socket.as_raw_fd(),
+            &mut buf,
+            nix::sys::socket::MsgFlags::empty(),
+        ) {
+            Ok(0) => return,
+            Ok(n) => {
+                let written = match buf[0] {
+                    ATTACH_STDOUT => out.write_all(&buf[1..n]),
+                    ATTACH_STDERR => err.write_all(&buf[1..n]),
+                    _ => Ok(()),
+                };
+                if written.is_err() {
+                    return;
+                }
+            }
+            Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => {
+                if !readers_left(&out) {
+                    return;
+                }
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// Whether a pipe's read end is still open (a pipe without readers polls as an error).
+fn readers_left(pipe: &std::fs::File) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let mut fds = [PollFd::new(pipe.as_fd(), PollFlags::POLLOUT)];
+    match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(_) => !fds[0]
+            .revents()
+            .is_some_and(|r| r.intersects(PollFlags::POLLERR | PollFlags::POLLHUP)),
+        Err(_) => true,
     }
 }
 
