@@ -182,19 +182,22 @@ pub async fn measure(binary: &Path, image: &Path, rows: &mut Vec<Row>) -> Result
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
+    let since = chrono::Utc::now();
     let mut child = Proc(follow.spawn()?);
     let stdout = child.0.stdout.take().context("logs output")?;
     let mut delays = Vec::new();
-    for line in BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .skip(5)
-        .take(50)
-    {
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
         let Some(stamp) = line.split_whitespace().next() else {
             continue;
         };
         let written: chrono::DateTime<chrono::Utc> = stamp.parse()?;
+        // Lines written before the follow began are history, not delivery.
+        if written < since {
+            continue;
+        }
+        if delays.len() == 50 {
+            break;
+        }
         let delay = chrono::Utc::now().signed_duration_since(written);
         delays.push(delay.num_microseconds().unwrap_or(0) as f64 / 1000.0);
     }
