@@ -362,6 +362,23 @@ impl Registry {
             addr,
         }
     }
+
+    /// Pushes the demo image as `demo/kuard:TAG` and returns its reference.
+    fn push(&self, tag: &str) -> String {
+        let target = format!("{}/demo/kuard:{tag}", self.addr);
+        let out = Command::new("skopeo")
+            .args(["copy", "--dest-tls-verify=false"])
+            .arg(format!("oci-archive:{}", demo_image().display()))
+            .arg(format!("docker://{target}"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "skopeo: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        target
+    }
 }
 
 impl Drop for Registry {
@@ -375,18 +392,7 @@ impl Drop for Registry {
 fn an_image_is_pulled_from_a_registry() {
     require_container_host();
     let registry = Registry::start();
-    let target = format!("{}/demo/kuard:pulled", registry.addr);
-    let push = Command::new("skopeo")
-        .args(["copy", "--dest-tls-verify=false"])
-        .arg(format!("oci-archive:{}", demo_image().display()))
-        .arg(format!("docker://{target}"))
-        .output()
-        .unwrap();
-    assert!(
-        push.status.success(),
-        "skopeo: {}",
-        String::from_utf8_lossy(&push.stderr)
-    );
+    let target = registry.push("pulled");
     let c = Cluster::start_with_agent(&[]);
     c.kubectl(&["run", "pulled", &format!("--image={target}")])
         .ok();
@@ -685,22 +691,7 @@ fn a_memory_limit_is_enforced_by_the_kernel() {
 fn an_image_change_restarts_the_container_on_the_new_image() {
     require_container_host();
     let registry = Registry::start();
-    let push = |tag: &str| {
-        let target = format!("{}/demo/kuard:{tag}", registry.addr);
-        let out = Command::new("skopeo")
-            .args(["copy", "--dest-tls-verify=false"])
-            .arg(format!("oci-archive:{}", demo_image().display()))
-            .arg(format!("docker://{target}"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "skopeo: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        target
-    };
-    let (one, two) = (push("one"), push("two"));
+    let (one, two) = (registry.push("one"), registry.push("two"));
     let c = Cluster::start_with_agent(&[]);
     c.kubectl(&["run", "updated", &format!("--image={one}")])
         .ok();

@@ -11,7 +11,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::ResourceExt;
 use serde_json::json;
@@ -97,7 +97,7 @@ async fn run_pods(client: kube::Client, nodes: HashSet<String>) {
         let client = client.clone();
         tokio::spawn(async move {
             let result = if pod.metadata.deletion_timestamp.is_some() {
-                finish_deletion(&client, &pod).await
+                crate::pods::confirm_deletion(&client, &pod).await
             } else if pod.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Running") {
                 report_running(&client, &pod).await
             } else {
@@ -148,21 +148,4 @@ async fn report_running(client: &kube::Client, pod: &Pod) -> Result<(), kube::Er
     )
     .await
     .map(|_| ())
-}
-
-async fn finish_deletion(client: &kube::Client, pod: &Pod) -> Result<(), kube::Error> {
-    let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
-    let params = DeleteParams {
-        grace_period_seconds: Some(0),
-        preconditions: Some(Preconditions {
-            uid: pod.uid(),
-            resource_version: None,
-        }),
-        ..Default::default()
-    };
-    match api.delete(&pod.name_any(), &params).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(e),
-    }
 }

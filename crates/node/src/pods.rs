@@ -1070,18 +1070,9 @@ async fn terminate(
         let _ = std::fs::remove_dir_all(&dir);
     })
     .await;
-    let api: Api<Pod> = Api::namespaced(node.client.clone(), &pod.namespace().unwrap_or_default());
-    let params = DeleteParams {
-        grace_period_seconds: Some(0),
-        preconditions: Some(Preconditions {
-            uid: pod.uid(),
-            resource_version: None,
-        }),
-        ..Default::default()
-    };
-    match api.delete(&pod.name_any(), &params).await {
-        Ok(_) => tracing::info!(pod = %pod.name_any(), "pod deleted"),
-        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+    match confirm_deletion(&node.client, pod).await {
+        Ok(()) => tracing::info!(pod = %pod.name_any(), "pod deleted"),
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
         Err(err) => tracing::warn!(%err, "finishing a pod's deletion failed"),
     }
 }
@@ -1103,6 +1094,25 @@ pub fn pod_sandbox(state_dir: &Path, uid: &str) -> Option<Sandbox> {
     Sandbox::load(&state_dir.join("pods").join(uid).join("sandbox"))
         .ok()
         .flatten()
+}
+
+/// Tells the API server the node is done with a deleted pod (grace period 0, for this very pod):
+/// the object goes away. A pod already gone is no error.
+pub async fn confirm_deletion(client: &kube::Client, pod: &Pod) -> Result<(), kube::Error> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
+    let params = DeleteParams {
+        grace_period_seconds: Some(0),
+        preconditions: Some(Preconditions {
+            uid: pod.uid(),
+            resource_version: None,
+        }),
+        ..Default::default()
+    };
+    match api.delete(&pod.name_any(), &params).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 pub fn logs_dir(state_dir: &Path) -> PathBuf {

@@ -332,7 +332,8 @@ async fn drive(
     code
 }
 
-async fn copy_out(mut reader: runtime::exec::Reader, tx: mpsc::Sender<Vec<u8>>) {
+/// Sends what `reader` yields to `tx` until it ends (or `tx`'s receiver is gone).
+async fn copy_out<R: AsyncRead + Unpin>(mut reader: R, tx: mpsc::Sender<Vec<u8>>) {
     let mut buf = vec![0u8; 32 * 1024];
     loop {
         match reader.read(&mut buf).await {
@@ -826,7 +827,7 @@ async fn pump(
     mut incoming: mpsc::Receiver<Vec<u8>>,
     outgoing: mpsc::Sender<Vec<u8>>,
 ) {
-    let (mut read, mut write) = socket.into_split();
+    let (read, mut write) = socket.into_split();
     let upstream = tokio::spawn(async move {
         while let Some(chunk) = incoming.recv().await {
             if write.write_all(&chunk).await.is_err() {
@@ -835,17 +836,7 @@ async fn pump(
         }
         let _ = write.shutdown().await;
     });
-    let mut buf = vec![0u8; 32 * 1024];
-    loop {
-        match read.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                if outgoing.send(buf[..n].to_vec()).await.is_err() {
-                    break;
-                }
-            }
-        }
-    }
+    copy_out(read, outgoing).await;
     upstream.abort();
 }
 
