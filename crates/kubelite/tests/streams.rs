@@ -95,6 +95,26 @@ fn exec_flows(c: &Cluster, kubectl: &Path) {
         "{}",
         wrong.stderr
     );
+    // A container that is not running: the node's words, as kubectl prints them.
+    let ended = eventually(30, || {
+        let out = c.kubectl(&[
+            "get",
+            "pod",
+            "ticker",
+            "-o",
+            "jsonpath={.status.containerStatuses[?(@.name==\"done\")].state.terminated.reason}",
+        ]);
+        (out.stdout == "Completed").then_some(())
+    });
+    assert!(ended.is_some(), "the short-lived container did not end");
+    let stopped = c.kubectl_with(kubectl, &["exec", "ticker", "-c", "done", "--", "true"]);
+    assert!(
+        stopped
+            .err()
+            .contains("unable to upgrade connection: container not found (\"done\")"),
+        "{}",
+        stopped.stderr
+    );
     terminal_session(c, kubectl);
 }
 
@@ -277,6 +297,36 @@ fn port_forward_flows(c: &Cluster, kubectl: &Path) {
             &failures[..failures.len().min(3)]
         );
     }
+    // Nothing listens on 9999 in the pod: kubectl reports the node's error and gives up.
+    {
+        let closed = free_port();
+        let mut f = c
+            .kubectl_cmd(kubectl)
+            .args(["port-forward", POD, &format!("{closed}:9999")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let ready = eventually(20, || {
+            std::net::TcpStream::connect(("127.0.0.1", closed)).ok()
+        });
+        drop(ready.expect("kubectl listens"));
+        let _ = http_get(closed, "/");
+        let status = wait_exit(&mut f, Duration::from_secs(20));
+        let mut stderr = String::new();
+        f.stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        assert_eq!(status, Some(1), "{stderr}");
+        assert!(
+            stderr.contains("error forwarding port 9999 to pod")
+                && stderr.contains("connect: connection refused"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("lost connection to pod"), "{stderr}");
+    }
     let (a, b) = (free_port(), free_port());
     let _f = forward(c, kubectl, &[format!("{a}:8080"), format!("{b}:8080")]);
     for p in [a, b] {
@@ -296,7 +346,7 @@ fn concurrent_requests(port: u16, n: usize) -> Vec<std::io::Result<String>> {
 fn attach_flow(c: &Cluster, kubectl: &Path) {
     let mut child = c
         .kubectl_cmd(kubectl)
-        .args(["attach", "ticker"])
+        .args(["attach", "ticker", "-c", "ticker"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -325,7 +375,7 @@ fn streaming_with(kubectl: &Path) {
     let c = Cluster::start_with_agent(&[]);
     c.file(
         "ticker.yaml",
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: ticker\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: ticker\n    image: gcr.io/kuar-demo/kuard-amd64:1\n    command: [\"sh\", \"-c\", \"i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.2; done\"]\n",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: ticker\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: ticker\n    image: gcr.io/kuar-demo/kuard-amd64:1\n    command: [\"sh\", \"-c\", \"i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.2; done\"]\n  - name: done\n    image: gcr.io/kuar-demo/kuard-amd64:1\n    command: [\"true\"]\n  restartPolicy: Never\n",
     );
     c.kubectl(&["create", "-f", "ticker.yaml"]).ok();
     running_pod(&c);
