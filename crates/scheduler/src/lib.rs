@@ -116,10 +116,15 @@ impl Requests {
                 .map(api::resources::pod_requests)
                 .unwrap_or_default()
         };
-        match pod.metadata.uid.as_deref() {
-            Some(uid) => *self.0.entry(uid.to_string()).or_insert_with(compute),
-            None => compute(),
+        let Some(uid) = pod.metadata.uid.as_deref() else {
+            return compute();
+        };
+        if let Some(known) = self.0.get(uid) {
+            return *known;
         }
+        let request = compute();
+        self.0.insert(uid.to_string(), request);
+        request
     }
 
     /// Forgets the pods that are gone.
@@ -283,9 +288,9 @@ impl Pass<'_> {
             if self.backoff.get(&k).is_some_and(|b| b.next > now) {
                 continue;
             }
-            match plugins::select(&pod, &infos) {
+            let request = self.requests.of(&pod);
+            match plugins::select(&pod, &request, &infos) {
                 Ok(node) => {
-                    let request = self.requests.of(&pod);
                     if let Some(info) = infos.iter_mut().find(|i| i.name() == node) {
                         info.add_pod(request);
                     }

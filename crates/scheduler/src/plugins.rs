@@ -318,17 +318,12 @@ fn preemption_message(pod: &Pod, nodes: usize, codes: &[Code]) -> String {
     )
 }
 
-/// The node `pod` should run on (the least loaded that passes every filter), or the
-/// `FailedScheduling` message when none does.
-pub fn select(pod: &Pod, nodes: &[NodeInfo]) -> Result<String, String> {
+/// The node `pod` (which requests `request`) should run on: the least loaded that passes every
+/// filter; or the `FailedScheduling` message when none does.
+pub fn select(pod: &Pod, request: &Resources, nodes: &[NodeInfo]) -> Result<String, String> {
     if nodes.is_empty() {
         return Err("no nodes available to schedule pods".into());
     }
-    let request = pod
-        .spec
-        .as_ref()
-        .map(api::resources::pod_requests)
-        .unwrap_or_default();
     let filters = default_filters();
     let mut reasons: HashMap<String, usize> = HashMap::new();
     let mut codes = Vec::new();
@@ -336,7 +331,7 @@ pub fn select(pod: &Pod, nodes: &[NodeInfo]) -> Result<String, String> {
     for node in nodes {
         match filters
             .iter()
-            .try_for_each(|f| f.filter(pod, &request, node))
+            .try_for_each(|f| f.filter(pod, request, node))
         {
             Ok(()) => {
                 let better = best.is_none_or(|b| (node.pods, node.name()) < (b.pods, b.name()));
@@ -382,6 +377,12 @@ mod tests {
         NodeInfo::new(Arc::new(serde_json::from_value(v).unwrap()))
     }
 
+    /// `select` with the pod's own requests.
+    fn place(pod: &Pod, nodes: &[NodeInfo]) -> Result<String, String> {
+        let request = api::resources::pod_requests(pod.spec.as_ref().unwrap());
+        select(pod, &request, nodes)
+    }
+
     fn pod(spec: serde_json::Value) -> Pod {
         let mut spec = spec;
         if spec.get("containers").is_none() {
@@ -397,7 +398,7 @@ mod tests {
     #[test]
     fn no_nodes_reads_like_kubernetes() {
         assert_eq!(
-            select(&pod(json!({})), &[]).unwrap_err(),
+            place(&pod(json!({})), &[]).unwrap_err(),
             "no nodes available to schedule pods"
         );
     }
@@ -411,19 +412,19 @@ mod tests {
             node("b", json!({"spec": taint})),
             node("c", json!({"spec": taint})),
         ];
-        let err = select(&pod(json!({})), &nodes).unwrap_err();
+        let err = place(&pod(json!({})), &nodes).unwrap_err();
         assert_eq!(err, "0/3 nodes are available: 1 node(s) were unschedulable, 2 node(s) had untolerated taint {node.kubernetes.io/not-ready: }. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.");
         let tolerant = pod(
             json!({"tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists"}]}),
         );
-        assert_eq!(select(&tolerant, &nodes).unwrap(), "b");
+        assert_eq!(place(&tolerant, &nodes).unwrap(), "b");
     }
 
     #[test]
     fn a_request_larger_than_the_node_stays_pending_with_the_tutorial_message() {
         let nodes = vec![node("a", json!({}))];
         assert_eq!(
-            select(&pod(cpu("32")), &nodes).unwrap_err(),
+            place(&pod(cpu("32")), &nodes).unwrap_err(),
             "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod."
         );
         let never = pod(
@@ -431,7 +432,7 @@ mod tests {
             "preemptionPolicy": "Never"}),
         );
         assert_eq!(
-            select(&never, &nodes).unwrap_err(),
+            place(&never, &nodes).unwrap_err(),
             "0/1 nodes are available: 1 Insufficient cpu, 1 Insufficient memory. preemption: not eligible due to preemptionPolicy=Never."
         );
     }
@@ -447,10 +448,10 @@ mod tests {
             json!({"status": {"allocatable": {"cpu": "1", "memory": "1Gi", "pods": "110"}}}),
         );
         assert_eq!(
-            select(&pod(cpu("500m")), &[a.clone(), b.clone()]).unwrap(),
+            place(&pod(cpu("500m")), &[a.clone(), b.clone()]).unwrap(),
             "b"
         );
-        let err = select(&pod(cpu("1100m")), &[a, b]).unwrap_err();
+        let err = place(&pod(cpu("1100m")), &[a, b]).unwrap_err();
         assert!(
             err.starts_with("0/2 nodes are available: 2 Insufficient cpu."),
             "{err}"
@@ -464,7 +465,7 @@ mod tests {
             json!({"status": {"allocatable": {"cpu": "2", "memory": "1Gi", "pods": "1"}}}),
         );
         a.add_pod(Resources::default());
-        let err = select(&pod(json!({})), &[a]).unwrap_err();
+        let err = place(&pod(json!({})), &[a]).unwrap_err();
         assert!(
             err.starts_with("0/1 nodes are available: 1 Too many pods."),
             "{err}"
@@ -478,7 +479,7 @@ mod tests {
             node("b", json!({"labels": {"disk": "hdd", "gen": "3"}})),
         ];
         assert_eq!(
-            select(&pod(json!({"nodeSelector": {"disk": "hdd"}})), &nodes).unwrap(),
+            place(&pod(json!({"nodeSelector": {"disk": "hdd"}})), &nodes).unwrap(),
             "b"
         );
         let affinity = |op: &str, values: serde_json::Value| {
@@ -487,12 +488,12 @@ mod tests {
                 {"nodeSelectorTerms": [{"matchExpressions": [{"key": "gen", "operator": op, "values": values}]}]}}}}),
             )
         };
-        assert_eq!(select(&affinity("Gt", json!(["4"])), &nodes).unwrap(), "a");
+        assert_eq!(place(&affinity("Gt", json!(["4"])), &nodes).unwrap(), "a");
         assert_eq!(
-            select(&affinity("NotIn", json!(["5"])), &nodes).unwrap(),
+            place(&affinity("NotIn", json!(["5"])), &nodes).unwrap(),
             "b"
         );
-        let err = select(&affinity("In", json!(["7"])), &nodes).unwrap_err();
+        let err = place(&affinity("In", json!(["7"])), &nodes).unwrap_err();
         assert!(
             err.starts_with(
                 "0/2 nodes are available: 2 node(s) didn't match Pod's node affinity/selector."
@@ -508,7 +509,7 @@ mod tests {
             a.add_pod(Resources::default());
         }
         assert_eq!(
-            select(&pod(json!({})), &[a, node("b", json!({}))]).unwrap(),
+            place(&pod(json!({})), &[a, node("b", json!({}))]).unwrap(),
             "b"
         );
     }
