@@ -198,6 +198,28 @@ fn a_cpu_limit_holds_a_busy_loop_to_its_share() {
         "the loop barely ran ({share:.2} CPU): the measurement is wrong"
     );
     let qos = c.kubectl(&["get", "pod", "busy", "-o", "jsonpath={.status.qosClass}"]);
+    // The pod's cgroup holds its pause process too.
+    let uid = c
+        .kubectl(&["get", "pod", "busy", "-o", "jsonpath={.metadata.uid}"])
+        .ok()
+        .to_string();
+    let sandbox: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            c.data_dir()
+                .join(format!("agent/pods/{uid}/sandbox/sandbox.json")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let pause = sandbox["pause_pid"].as_i64().unwrap();
+    let cgroups = std::fs::read_to_string(format!("/proc/{pause}/cgroup")).unwrap();
+    assert!(
+        cgroups
+            .lines()
+            .any(|l| (l.contains("memory") || l.starts_with("0::"))
+                && l.ends_with(&format!("/kubelite/pod{uid}"))),
+        "{cgroups}"
+    );
     // A CPU limit alone: the request defaults to it, memory has neither, so Burstable.
     assert_eq!(qos.ok(), "Burstable");
 }

@@ -190,7 +190,17 @@ pub async fn worker(node: Arc<Node>, mut updates: watch::Receiver<Pod>) {
                 }
             };
             match made {
-                Ok(s) => sandbox = Some(s),
+                Ok(s) => {
+                    // The pod's cgroup holds its pause process as well as its containers.
+                    let (cgroup, pid) = (Node::cgroup_parent(&pod), s.pause_pid);
+                    let entered =
+                        tokio::task::spawn_blocking(move || runtime::cgroups::enter(&cgroup, pid))
+                            .await;
+                    if let Ok(Err(err)) = entered {
+                        tracing::warn!(pod = %key, %err, "moving the pause process into the pod cgroup failed");
+                    }
+                    sandbox = Some(s);
+                }
                 Err(err) => {
                     tracing::warn!(pod = %key, %err, "creating the pod sandbox failed");
                     node.event(

@@ -101,6 +101,56 @@ pub fn directories(relative: &str) -> Vec<PathBuf> {
     }
 }
 
+/// Puts process `pid` into the cgroup at `relative` in every hierarchy (the pod's cgroup, for its
+/// pause process, so that the pod's cgroup accounts for everything the pod runs). A new v1
+/// cpuset cgroup gets its parent's CPUs and memory nodes first, as the kernel requires.
+pub fn enter(relative: &str, pid: i32) -> Result<()> {
+    for dir in directories(relative) {
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        if dir.starts_with(Path::new(ROOT).join("cpuset")) {
+            inherit_cpuset(&dir)?;
+        }
+        let procs = dir.join("cgroup.procs");
+        std::fs::write(&procs, pid.to_string()).map_err(|e| Error::io(&procs, e))?;
+    }
+    Ok(())
+}
+
+/// Fills an empty `cpuset.cpus`/`cpuset.mems` from the nearest ancestor that has them.
+fn inherit_cpuset(dir: &Path) -> Result<()> {
+    for file in ["cpuset.cpus", "cpuset.mems"] {
+        let own = dir.join(file);
+        let empty = std::fs::read_to_string(&own).map_or(true, |v| v.trim().is_empty());
+        if !empty {
+            continue;
+        }
+        let inherited = dir
+            .ancestors()
+            .skip(1)
+            .take_while(|a| a.starts_with(ROOT))
+            .find_map(|a| {
+                std::fs::read_to_string(a.join(file))
+                    .ok()
+                    .filter(|v| !v.trim().is_empty())
+            });
+        if let Some(value) = inherited {
+            // Parents first: a child's set must be within its parent's.
+            let chain: Vec<&Path> = dir
+                .ancestors()
+                .take_while(|a| a.starts_with(ROOT))
+                .collect();
+            for d in chain.into_iter().rev() {
+                let f = d.join(file);
+                let unset = std::fs::read_to_string(&f).map_or(false, |v| v.trim().is_empty());
+                if unset {
+                    std::fs::write(&f, value.trim()).map_err(|e| Error::io(&f, e))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// How many processes the kernel's OOM killer has killed in the cgroup at `relative` (or below
 /// it): `oom_kill` in `memory.oom_control` (v1) or `memory.events` (v2). None when the cgroup or
 /// the counter is missing (older kernels have no counter).
