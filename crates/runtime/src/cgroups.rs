@@ -141,7 +141,7 @@ fn inherit_cpuset(dir: &Path) -> Result<()> {
                 .collect();
             for d in chain.into_iter().rev() {
                 let f = d.join(file);
-                let unset = std::fs::read_to_string(&f).map_or(false, |v| v.trim().is_empty());
+                let unset = std::fs::read_to_string(&f).is_ok_and(|v| v.trim().is_empty());
                 if unset {
                     std::fs::write(&f, value.trim()).map_err(|e| Error::io(&f, e))?;
                 }
