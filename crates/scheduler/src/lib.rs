@@ -77,6 +77,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 const UNSCHEDULABLE_FLUSH: Duration = Duration::from_secs(300);
 /// How long a pod this scheduler bound counts on its node before the watch shows the binding.
 const ASSUME_TTL: Duration = Duration::from_secs(30);
+/// How long a pass waits after the first change it wakes for, to take the ones that follow.
+const PASS_GATHER: Duration = Duration::from_millis(5);
+/// A change this soon after the last pass ended means a burst of changes.
+const BURST: Duration = Duration::from_millis(20);
 /// How many bindings are in flight at once.
 const BIND_CONCURRENCY: usize = 32;
 
@@ -241,11 +245,19 @@ pub async fn run(client: kube::Client) {
             requests: &mut requests,
         };
         let next_retry = pass.run(&pods, &nodes).await;
+        let last_pass = Instant::now();
         let wait = next_retry
             .map(|t| t.saturating_duration_since(Instant::now()))
             .unwrap_or(Duration::from_secs(60));
         tokio::select! {
-            _ = changed.notified() => {}
+            _ = changed.notified() => {
+                // In a burst of changes (creates, their bindings, their statuses) let a few
+                // milliseconds' worth gather so one pass serves them all; a lone change is
+                // served at once.
+                if last_pass.elapsed() < BURST {
+                    tokio::time::sleep(PASS_GATHER).await;
+                }
+            }
             _ = tokio::time::sleep(wait) => {}
         }
     }
