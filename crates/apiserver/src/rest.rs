@@ -475,7 +475,12 @@ async fn modify(
         let (mut new, warnings) = match &change {
             Change::Replace(body) => ((*body).clone(), Vec::new()),
             Change::Patch(bytes, kind) => {
-                let patched = patch::apply(&old, bytes, *kind)?;
+                // The patch applies to the object without its resourceVersion: only a patch that
+                // sets one (kubectl edit does) makes it a precondition. Otherwise a concurrent
+                // write means applying the patch again to the newer object, as Kubernetes does.
+                let mut base = old.clone();
+                meta::meta_mut(&mut base).remove("resourceVersion");
+                let patched = patch::apply(&base, bytes, *kind)?;
                 let decoded = registry::decode_value(resource, patched, Vec::new(), mode)?;
                 (decoded.object, decoded.warnings)
             }

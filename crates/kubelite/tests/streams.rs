@@ -368,6 +368,35 @@ fn attach_flow(c: &Cluster, kubectl: &Path) {
         ticks, 3,
         "kubectl attach did not show the container's output"
     );
+    // With -i, what the user types reaches the container's stdin (the container asked for one).
+    let mut child = c
+        .kubectl_cmd(kubectl)
+        .args(["attach", "-i", "ticker", "-c", "reader"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let echoed = eventually(20, || {
+        let _ = stdin.write_all(b"hello\n");
+        rx.recv_timeout(Duration::from_millis(500))
+            .ok()
+            .filter(|l| l == "got hello")
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        echoed.is_some(),
+        "kubectl attach -i did not reach the container's stdin"
+    );
 }
 
 fn streaming_with(kubectl: &Path) {
@@ -375,7 +404,7 @@ fn streaming_with(kubectl: &Path) {
     let c = Cluster::start_with_agent(&[]);
     c.file(
         "ticker.yaml",
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: ticker\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: ticker\n    image: gcr.io/kuar-demo/kuard-amd64:1\n    command: [\"sh\", \"-c\", \"i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.2; done\"]\n  - name: done\n    image: gcr.io/kuar-demo/kuard-amd64:1\n    command: [\"true\"]\n  restartPolicy: Never\n",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: ticker\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: ticker\n    image: gcr.io/kuar-demo/kuard-amd64:1\n    command: [\"sh\", \"-c\", \"i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.2; done\"]\n  - name: done\n    image: gcr.io/kuar-demo/kuard-amd64:1\n    command: [\"true\"]\n  - name: reader\n    image: gcr.io/kuar-demo/kuard-amd64:1\n    stdin: true\n    command: [\"sh\", \"-c\", \"while read l; do echo got $l; done\"]\n  restartPolicy: Never\n",
     );
     c.kubectl(&["create", "-f", "ticker.yaml"]).ok();
     running_pod(&c);

@@ -804,6 +804,10 @@ async fn start_container(
     );
     let layers = image.layers.clone();
     let id2 = id.clone();
+    let stdin = runtime::container::Stdin::from_spec(
+        c.stdin.unwrap_or(false),
+        c.stdin_once.unwrap_or(false),
+    );
     let created = tokio::task::spawn_blocking(move || -> runtime::Result<i32> {
         let rootfs = oci::mount_rootfs(&layers, &bundle)?;
         let spec = oci::BundleSpec {
@@ -819,7 +823,7 @@ async fn start_container(
             mounts: vec![],
         };
         oci::write_config(&bundle, &spec)?;
-        let pid = rt.create(&id2, &name, &bundle, &log_path)?;
+        let pid = rt.create(&id2, &name, &bundle, &log_path, stdin)?;
         rt.start(&id2)?;
         Ok(pid)
     })

@@ -28,6 +28,36 @@ pub struct Runtime {
     pub sockets: PathBuf,
 }
 
+/// Whether a container's stdin stays open for `kubectl attach -i`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Stdin {
+    #[default]
+    Closed,
+    /// Open; closed for good when the first attached client closes it.
+    Once,
+    /// Open for every attached client.
+    Open,
+}
+
+impl Stdin {
+    /// From a container's `stdin` and `stdinOnce`.
+    pub fn from_spec(stdin: bool, once: bool) -> Self {
+        match (stdin, once) {
+            (false, _) => Stdin::Closed,
+            (true, true) => Stdin::Once,
+            (true, false) => Stdin::Open,
+        }
+    }
+
+    fn conmon_args(self) -> &'static [&'static str] {
+        match self {
+            Stdin::Closed => &[],
+            Stdin::Once => &["--stdin"],
+            Stdin::Open => &["--stdin", "--leave-stdin-open"],
+        }
+    }
+}
+
 /// What `crun state` reports.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 pub struct State {
@@ -80,8 +110,17 @@ impl Runtime {
     }
 
     /// Creates container `id` from `bundle` under a new conmon (stopped in "created" state);
-    /// stdout and stderr go to `log_path` in CRI format. Returns the container's init pid.
-    pub fn create(&self, id: &str, name: &str, bundle: &Path, log_path: &Path) -> Result<i32> {
+    /// stdout and stderr go to `log_path` in CRI format. With `stdin`, conmon keeps a pipe to the
+    /// container's stdin that attached clients write to (left open between them unless
+    /// `stdin_once`). Returns the container's init pid.
+    pub fn create(
+        &self,
+        id: &str,
+        name: &str,
+        bundle: &Path,
+        log_path: &Path,
+        stdin: Stdin,
+    ) -> Result<i32> {
         let _ = std::fs::remove_file(self.exits.join(id));
         if let Some(dir) = log_path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -112,6 +151,7 @@ impl Runtime {
             .arg("-l")
             .arg(format!("k8s-file:{}", log_path.display()))
             .args(["--log-level", "error"])
+            .args(stdin.conmon_args())
             .arg(format!("--runtime-arg=--root={}", self.root.display()))
             .env("_OCI_SYNCPIPE", "3")
             .current_dir(bundle)
