@@ -452,3 +452,25 @@ fn the_python_client_execs_and_forwards_ports() {
         c.log()
     );
 }
+
+// kubectl 1.28 and 1.29 speak SPDY; 1.30 execs over WebSocket and forwards ports over SPDY; 1.31
+// and later tunnel port-forward's SPDY in a WebSocket.
+#[test]
+fn exec_and_port_forward_with_kubectl_1_28() {
+    streaming_with(&kubectl_version(28));
+}
+
+#[test]
+fn exec_and_port_forward_with_kubectl_1_29() {
+    streaming_with(&kubectl_version(29));
+}
+
+#[test]
+fn exec_and_port_forward_with_kubectl_1_30() {
+    streaming_with(&kubectl_version(30));
+}
+
+#[test]
+fn exec_and_port_forward_with_kubectl_1_31() {
+    streaming_with(&kubectl_version(31));
+}

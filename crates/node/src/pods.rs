@@ -19,6 +19,8 @@ use runtime::sandbox::{self, NetworkConfig, Sandbox};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
+/// How long a stopped container's exit code may take to appear in conmon's exit file.
+const EXIT_FILE_WAIT: Duration = Duration::from_secs(2);
 /// Back-off after a container fails: 10 s doubling to 5 min, reset after 10 min of running.
 const BACKOFF_INITIAL: Duration = Duration::from_secs(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
@@ -67,6 +69,8 @@ struct ContainerTrack {
     start_backoff: Option<Duration>,
     /// The instance is being stopped to run a changed spec (a new image): restart it at once.
     replacing: bool,
+    /// When the current instance was first seen stopped without its exit file.
+    exit_seen: Option<Instant>,
 }
 
 impl ContainerTrack {
@@ -301,15 +305,25 @@ async fn reconcile_container(
         }
         // It exited: record how, then decide whether to start it again.
         let bundle = node.pod_dir(pod).join(&inst.id);
-        let code = node
-            .runtime
-            .exit_code(&inst.id)
-            .unwrap_or(if state.is_none() { 137 } else { 0 });
         // conmon's marker can miss an OOM kill that races the exit; the kernel's counter in the
         // container's cgroup (where its limit is) cannot. The cgroup lasts until the delete below.
         let cgroup = format!("{}/{}", Node::cgroup_parent(pod), inst.id);
         let oom = Runtime::oom_killed(&bundle)
             || runtime::cgroups::oom_kills(&cgroup).is_some_and(|n| n > 0);
+        let code = match node.runtime.exit_code(&inst.id) {
+            Some(code) => code,
+            // conmon writes the exit file just after the runtime reports the container stopped:
+            // look again shortly rather than record a made-up code.
+            None if state.is_some()
+                && track.exit_seen.get_or_insert_with(Instant::now).elapsed() < EXIT_FILE_WAIT =>
+            {
+                return true;
+            }
+            // Gone without a word (or killed by the kernel): as SIGKILL.
+            None if state.is_none() || oom => 137,
+            None => 0,
+        };
+        track.exit_seen = None;
         let reason = if oom {
             "OOMKilled"
         } else if code == 0 {
