@@ -3,10 +3,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use common::*;
@@ -295,15 +293,7 @@ fn watch(c: &Cluster, kubectl: &Path) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let rx = lines_of(child.stdout.take().unwrap());
     // The header comes first, then the listed pods.
     let listed = std::iter::from_fn(|| rx.recv_timeout(Duration::from_secs(15)).ok())
         .find(|line| line.contains("watch-sentinel"));

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -240,13 +240,7 @@ fn forward(c: &Cluster, kubectl: &Path, mappings: &[String]) -> Forwarding {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let rx = lines_of(child.stdout.take().unwrap());
     let forwarding = Forwarding(child);
     // kubectl prints one "Forwarding from 127.0.0.1:L -> R" line per mapping once it listens.
     let mut seen = 0;
@@ -351,13 +345,7 @@ fn attach_flow(c: &Cluster, kubectl: &Path) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let rx = lines_of(child.stdout.take().unwrap());
     let ticks = (0..3)
         .filter_map(|_| rx.recv_timeout(Duration::from_secs(10)).ok())
         .filter(|l| l.starts_with("tick "))
@@ -378,13 +366,7 @@ fn attach_flow(c: &Cluster, kubectl: &Path) {
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let rx = lines_of(child.stdout.take().unwrap());
     let echoed = eventually(20, || {
         let _ = stdin.write_all(b"hello\n");
         rx.recv_timeout(Duration::from_millis(500))

@@ -231,6 +231,17 @@ pub async fn exec(
     })
 }
 
+/// The bytes of a channel-protocol message: binary, or text (the Python client sends its stdin as
+/// text). `Some(None)` for control messages to skip, `None` once the client closed.
+fn payload(msg: Message) -> Option<Option<Vec<u8>>> {
+    match msg {
+        Message::Binary(b) => Some(Some(b.to_vec())),
+        Message::Text(t) => Some(Some(t.as_bytes().to_vec())),
+        Message::Close(_) => None,
+        _ => Some(None),
+    }
+}
+
 /// The streams of an exec, whatever carries them.
 struct ExecChannels {
     stdin: Option<mpsc::Receiver<Vec<u8>>>,
@@ -417,11 +428,10 @@ async fn ws_exec(
     let reader = tokio::spawn(async move {
         let mut stdin = Some(stdin_tx);
         while let Some(Ok(msg)) = source.next().await {
-            let data: Vec<u8> = match msg {
-                Message::Binary(b) => b.to_vec(),
-                Message::Text(t) => t.as_bytes().to_vec(),
-                Message::Close(_) => break,
-                _ => continue,
+            let data = match payload(msg) {
+                Some(Some(data)) => data,
+                Some(None) => continue,
+                None => break,
             };
             let Some((&channel, payload)) = data.split_first() else {
                 continue;
@@ -947,11 +957,10 @@ async fn ws_port_forward(socket: WebSocket, target: Forward, ports: Vec<u16>) {
     });
     let reader = tokio::spawn(async move {
         while let Some(Ok(msg)) = source.next().await {
-            let data: Vec<u8> = match msg {
-                Message::Binary(b) => b.to_vec(),
-                Message::Text(t) => t.as_bytes().to_vec(),
-                Message::Close(_) => break,
-                _ => continue,
+            let data = match payload(msg) {
+                Some(Some(data)) => data,
+                Some(None) => continue,
+                None => break,
             };
             if let Some((channel, payload)) = data.split_first() {
                 if let Some(tx) = inputs.get(channel) {

@@ -470,6 +470,22 @@ spec:
       image: gcr.io/kuar-demo/kuard-amd64:1
 ";
 
+/// The lines `output` yields, read on a thread of their own, as a channel. The thread reads to
+/// the end even when nobody listens any more, so the writer never dies of a closed pipe.
+pub fn lines_of(output: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(output)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
 /// Polls `f` until it returns Some, for up to `secs` seconds.
 pub fn eventually<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + Duration::from_secs(secs);
