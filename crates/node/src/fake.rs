@@ -62,7 +62,21 @@ pub async fn run(client: kube::Client, config: Config, fake: FakeNodes) -> Resul
                 ..config.clone()
             };
             let (client, host) = (client.clone(), fake.host(name));
-            async move { crate::register_as(&client, &config, &host).await }
+            async move {
+                // As the real agent does, a failed registration is tried again.
+                let mut delay = std::time::Duration::from_millis(100);
+                for _ in 0..5 {
+                    match crate::register_as(&client, &config, &host).await {
+                        Ok(()) => return Ok(()),
+                        Err(err) => {
+                            tracing::warn!(%err, "registering a fake node failed; retrying")
+                        }
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                crate::register_as(&client, &config, &host).await
+            }
         });
         for result in futures::future::join_all(registrations).await {
             result?;
