@@ -22,7 +22,7 @@ mod pods;
 mod scheduler;
 mod streams;
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
     dir: tempfile::TempDir,
     kubeconfig: PathBuf,
@@ -68,7 +68,10 @@ pub(crate) async fn client(kubeconfig: &Path) -> Result<kube::Client> {
 }
 
 /// Starts kubelite and returns it with the time from spawn to the first `/readyz` "ok".
-async fn start(binary: &Path, extra: &[String]) -> Result<(Server, kube::Client, Duration)> {
+pub(crate) async fn start(
+    binary: &Path,
+    extra: &[String],
+) -> Result<(Server, kube::Client, Duration)> {
     let dir = tempfile::tempdir()?;
     let kubeconfig = dir.path().join("kubeconfig");
     let port = free_port()?;

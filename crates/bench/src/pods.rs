@@ -255,11 +255,9 @@ fn podman_play(image: &Path, n: usize) -> Result<Vec<f64>> {
 
 /// A server and a standalone agent that runs real pods, on temporary directories.
 pub(crate) struct AgentCluster {
-    pub dir: tempfile::TempDir,
-    pub kubeconfig: PathBuf,
+    pub server: crate::Server,
     pub agent_dir: PathBuf,
     pub bridge: String,
-    _server: Proc,
     agent: Proc,
 }
 
@@ -267,39 +265,16 @@ impl AgentCluster {
     /// Starts `binary` as a server, then as an agent joined with the token file, with `image`
     /// ready to import. `cidr` keeps concurrent benches' pod networks apart.
     pub(crate) async fn start(binary: &Path, image: &Path, cidr: &str) -> Result<AgentCluster> {
-        let dir = tempfile::tempdir()?;
-        let port = crate::free_port()?;
-        let kubeconfig = dir.path().join("kubeconfig");
-        let data = dir.path().join("data");
-        let server = Proc(
-            Command::new(binary)
-                .args([
-                    "server",
-                    "--disable-agent",
-                    "--https-listen",
-                    &format!("127.0.0.1:{port}"),
-                ])
-                .arg("--data-dir")
-                .arg(&data)
-                .arg("--write-kubeconfig")
-                .arg(&kubeconfig)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()?,
-        );
-        while !kubeconfig.exists() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let token_file = data.join("server/tls/node-token");
-        let agent_dir = dir.path().join("agent-data");
+        let (server, _, _) = crate::start(binary, &[]).await?;
+        let token_file = server.dir().join("data/server/tls/node-token");
+        let agent_dir = server.dir().join("agent-data");
         let images = agent_dir.join("agent").join("images");
         std::fs::create_dir_all(&images)?;
         std::fs::copy(image, images.join("kuard.tar")).context("copying the demo image")?;
         let bridge = format!("kb{}", std::process::id() % 100000);
-        let url = format!("https://127.0.0.1:{port}");
         let agent = Proc(
             Command::new(binary)
-                .args(["agent", "--server", &url, "--token-file"])
+                .args(["agent", "--server", &server.url, "--token-file"])
                 .arg(&token_file)
                 .args(["--node-name", "bench"])
                 .args([
@@ -317,11 +292,9 @@ impl AgentCluster {
                 .spawn()?,
         );
         Ok(AgentCluster {
-            dir,
-            kubeconfig,
+            server,
             agent_dir,
             bridge,
-            _server: server,
             agent,
         })
     }
@@ -344,7 +317,7 @@ impl Drop for AgentCluster {
 
 pub async fn measure(binary: &Path, image: &Path, rows: &mut Vec<Row>) -> Result<()> {
     let cluster = AgentCluster::start(binary, image, "10.253.0.0/23").await?;
-    let (kubeconfig, agent_dir) = (cluster.kubeconfig.clone(), cluster.agent_dir.clone());
+    let (kubeconfig, agent_dir) = (cluster.server.kubeconfig.clone(), cluster.agent_dir.clone());
     let client = crate::client(&kubeconfig).await?;
     let api: Api<Pod> = Api::namespaced(client.clone(), "default");
     let seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();

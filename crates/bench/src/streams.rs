@@ -33,8 +33,8 @@ fn pod() -> Result<Pod> {
 
 fn kubectl(cluster: &AgentCluster) -> Command {
     let mut cmd = Command::new(KUBECTL);
-    cmd.env("KUBECONFIG", &cluster.kubeconfig)
-        .env("KUBECACHEDIR", cluster.dir.path().join("kube-cache"))
+    cmd.env("KUBECONFIG", &cluster.server.kubeconfig)
+        .env("KUBECACHEDIR", cluster.server.dir().join("kube-cache"))
         .stdin(Stdio::null());
     cmd
 }
@@ -93,7 +93,7 @@ async fn wait_running(api: &Api<Pod>) -> Result<Pod> {
 
 pub async fn measure(binary: &Path, image: &Path, rows: &mut Vec<Row>) -> Result<()> {
     let cluster = AgentCluster::start(binary, image, "10.253.4.0/24").await?;
-    let client = crate::client(&cluster.kubeconfig).await?;
+    let client = crate::client(&cluster.server.kubeconfig).await?;
     let api: Api<Pod> = Api::namespaced(client, "default");
     tokio::time::sleep(Duration::from_secs(2)).await;
     api.create(&PostParams::default(), &pod()?).await?;
