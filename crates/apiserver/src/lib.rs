@@ -139,6 +139,24 @@ impl Server {
     }
 }
 
+impl Server {
+    /// A client of this server that calls its router in-process, as `identity`: the control-plane
+    /// components (scheduler, controllers) run in the server's process and need neither TCP nor
+    /// TLS to reach it. Every request still goes through authentication and the REST handlers,
+    /// so they get exactly the checks a remote client gets. Upgrades (exec, attach,
+    /// port-forward) need a real connection and are not available through it.
+    pub fn loopback_client(self: &Arc<Self>, identity: auth::PeerCertificate) -> kube::Client {
+        let router = app(self.clone());
+        let service = tower::ServiceBuilder::new()
+            .map_request(move |mut req: ::http::Request<kube::client::Body>| {
+                req.extensions_mut().insert(identity.clone());
+                req.map(axum::body::Body::new)
+            })
+            .service(router);
+        kube::Client::new(service, "default")
+    }
+}
+
 /// Compacts to the revision seen one interval ago, as kube-apiserver does every five minutes,
 /// so watchers a little behind can still resume.
 async fn compact_periodically(store: DynStore, interval: Duration) {

@@ -356,13 +356,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 serde_saphyr::to_string(&kubeconfig).context("serializing the kubeconfig")?;
             files::write_atomic(&write_kubeconfig, yaml.as_bytes(), write_kubeconfig_mode)?;
             // The control-plane components and the local agent are API clients like any other.
-            let client = admin_client(kubeconfig).await?;
-            tokio::spawn(scheduler::run(client.clone()));
+            // The control-plane components call the server in-process, each as itself; the
+            // local agent is an API client like any other.
+            let component = |name: &str| {
+                running
+                    .server
+                    .loopback_client(apiserver::auth::PeerCertificate {
+                        common_name: name.to_string(),
+                        organizations: Vec::new(),
+                    })
+            };
+            tokio::spawn(scheduler::run(component("system:kube-scheduler")));
             let lifecycle = controllers::node_lifecycle::Config {
                 grace_period: Duration::from_secs(node_monitor_grace_period),
                 ..Default::default()
             };
-            tokio::spawn(controllers::node_lifecycle::run(client.clone(), lifecycle));
+            tokio::spawn(controllers::node_lifecycle::run(
+                component("system:kube-controller-manager"),
+                lifecycle,
+            ));
+            let client = admin_client(kubeconfig).await?;
             if !disable_agent {
                 let ca = running.server.pki.ca.cert_pem.clone();
                 let config = pods.node_config(node_name.unwrap_or_else(hostname), &data_dir, ca)?;
