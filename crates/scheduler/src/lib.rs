@@ -21,7 +21,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Resource, ResourceExt};
 use tokio::sync::Notify;
@@ -131,13 +131,53 @@ impl Requests {
         request
     }
 
-    /// Forgets the pods that are gone.
+    /// Forgets the pods that are gone, once there are more of those than present ones (UIDs are
+    /// never reused, so a stale entry is never wrong, only kept).
     fn retain(&mut self, pods: &[Arc<Pod>]) {
+        if self.0.len() <= 2 * pods.len() {
+            return;
+        }
         let present: std::collections::HashSet<&str> = pods
             .iter()
             .filter_map(|p| p.metadata.uid.as_deref())
             .collect();
         self.0.retain(|uid, _| present.contains(uid.as_str()));
+    }
+}
+
+/// What each node offers, by name, with the resourceVersion it was parsed from.
+#[derive(Default)]
+struct Offers(HashMap<String, (String, plugins::Offer)>);
+
+impl Offers {
+    fn info(&mut self, node: &Arc<Node>) -> plugins::NodeInfo {
+        let (Some(name), Some(version)) = (
+            node.metadata.name.as_deref(),
+            node.metadata.resource_version.as_deref(),
+        ) else {
+            return plugins::NodeInfo::new(node.clone());
+        };
+        let offer = match self.0.get(name) {
+            Some((known, offer)) if known == version => *offer,
+            _ => {
+                let offer = plugins::Offer::of(node);
+                self.0
+                    .insert(name.to_string(), (version.to_string(), offer));
+                offer
+            }
+        };
+        plugins::NodeInfo::with_offer(node.clone(), offer)
+    }
+
+    /// Forgets the nodes that are gone.
+    fn retain(&mut self, nodes: &[Arc<Node>]) {
+        if self.0.len() > nodes.len() {
+            let present: std::collections::HashSet<&str> = nodes
+                .iter()
+                .filter_map(|n| n.metadata.name.as_deref())
+                .collect();
+            self.0.retain(|name, _| present.contains(name.as_str()));
+        }
     }
 }
 
@@ -147,9 +187,10 @@ fn node_infos(
     pods: &[Arc<Pod>],
     assumed: &Assumed,
     requests: &mut Requests,
+    offers: &mut Offers,
 ) -> Vec<plugins::NodeInfo> {
-    let mut infos: Vec<plugins::NodeInfo> =
-        nodes.iter().cloned().map(plugins::NodeInfo::new).collect();
+    offers.retain(nodes);
+    let mut infos: Vec<plugins::NodeInfo> = nodes.iter().map(|n| offers.info(n)).collect();
     let index: HashMap<String, usize> = infos
         .iter()
         .enumerate()
@@ -226,6 +267,7 @@ pub async fn run(client: kube::Client) {
     let mut backoff: HashMap<String, Backoff> = HashMap::new();
     let mut assumed = Assumed::default();
     let mut requests = Requests::default();
+    let mut offers = Offers::default();
     let mut seen_changes = (0, 0);
     loop {
         // A node change, or a pod that went away, may make any waiting pod fit: retry them all now.
@@ -243,6 +285,7 @@ pub async fn run(client: kube::Client) {
             backoff: &mut backoff,
             assumed: &mut assumed,
             requests: &mut requests,
+            offers: &mut offers,
         };
         let next_retry = pass.run(&pods, &nodes).await;
         let last_pass = Instant::now();
@@ -266,6 +309,7 @@ pub async fn run(client: kube::Client) {
 /// What one scheduling pass works with.
 struct Pass<'a> {
     requests: &'a mut Requests,
+    offers: &'a mut Offers,
     client: &'a kube::Client,
     recorder: &'a Recorder,
     backoff: &'a mut HashMap<String, Backoff>,
@@ -278,9 +322,11 @@ impl Pass<'_> {
         let now = Instant::now();
         let all = pods.state();
         // An assumed pod is done with once the watch shows it bound (or gone), or it expired.
-        let present: HashMap<String, &Arc<Pod>> = all.iter().map(|p| (key(p), p)).collect();
         self.assumed.0.retain(|k, (_, since)| {
-            present.get(k).is_some_and(|p| bound_node(p).is_none()) && since.elapsed() < ASSUME_TTL
+            let pod = k
+                .split_once('/')
+                .and_then(|(ns, name)| pods.get(&ObjectRef::new(name).within(ns)));
+            pod.is_some_and(|p| bound_node(&p).is_none()) && since.elapsed() < ASSUME_TTL
         });
         let mut pending: Vec<Arc<Pod>> = all
             .iter()
@@ -291,7 +337,13 @@ impl Pass<'_> {
         let keys: std::collections::HashSet<String> = pending.iter().map(|p| key(p)).collect();
         self.backoff.retain(|k, _| keys.contains(k));
         self.requests.retain(&all);
-        let mut infos = node_infos(&nodes.state(), &all, self.assumed, self.requests);
+        let mut infos = node_infos(
+            &nodes.state(),
+            &all,
+            self.assumed,
+            self.requests,
+            self.offers,
+        );
         // Decide every pod in turn against node infos that count the pods placed before it,
         // then bind them all at once: bindings are independent API calls.
         let mut placed: Vec<(Arc<Pod>, String)> = Vec::new();
@@ -450,4 +502,35 @@ async fn unschedulable(
         tracing::warn!(%err, "recording the FailedScheduling event failed");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(version: &str, cpu: &str) -> Arc<Node> {
+        Arc::new(
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "n", "resourceVersion": version},
+                "status": {"allocatable": {"cpu": cpu, "memory": "1Gi", "pods": "110"}},
+            }))
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_node_offer_is_parsed_again_when_the_node_changes() {
+        let mut offers = Offers::default();
+        let first = offers.info(&node("1", "2"));
+        assert_eq!(first.offer().allocatable.milli_cpu, 2000);
+        assert_eq!(first.offer().max_pods, 110);
+        // The same version is served from the cache; a new one is parsed.
+        assert_eq!(offers.info(&node("1", "8")).offer(), first.offer());
+        assert_eq!(
+            offers.info(&node("2", "8")).offer().allocatable.milli_cpu,
+            8000
+        );
+        offers.retain(&[]);
+        assert!(offers.0.is_empty(), "a node that is gone is forgotten");
+    }
 }

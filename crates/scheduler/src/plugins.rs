@@ -16,22 +16,43 @@ pub struct NodeInfo {
     pub requested: Resources,
     /// How many non-terminal pods the node has.
     pub pods: usize,
-    /// What the node offers to pods, and how many pods it takes (parsed once).
-    allocatable: Resources,
-    max_pods: i64,
+    /// What the node offers to pods.
+    offer: Offer,
 }
 
-impl NodeInfo {
-    pub fn new(node: Arc<Node>) -> Self {
+/// What a node can allocate to pods, and how many pods it takes, parsed from its status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Offer {
+    pub allocatable: Resources,
+    pub max_pods: i64,
+}
+
+impl Offer {
+    pub fn of(node: &Node) -> Self {
         let map = node.status.as_ref().and_then(|s| s.allocatable.as_ref());
         let max_pods = map
             .and_then(|m| m.get("pods"))
             .and_then(|q| api::quantity::parse(&q.0))
             .map_or(0, api::quantity::to_units);
-        NodeInfo {
+        Offer {
             allocatable: Resources::from_map(map),
             max_pods,
+        }
+    }
+}
+
+impl NodeInfo {
+    pub fn new(node: Arc<Node>) -> Self {
+        let offer = Offer::of(&node);
+        Self::with_offer(node, offer)
+    }
+
+    /// A node whose offer is already known (parsing it for every node on every pass would cost
+    /// more than the filters).
+    pub fn with_offer(node: Arc<Node>, offer: Offer) -> Self {
+        NodeInfo {
             node,
+            offer,
             requested: Resources::default(),
             pods: 0,
         }
@@ -39,6 +60,10 @@ impl NodeInfo {
 
     pub fn name(&self) -> &str {
         self.node.metadata.name.as_deref().unwrap_or("")
+    }
+
+    pub fn offer(&self) -> Offer {
+        self.offer
     }
 
     /// Counts a pod bound (or being bound) to this node.
@@ -89,12 +114,15 @@ impl Filter for NodeUnschedulable {
             .as_ref()
             .and_then(|s| s.unschedulable)
             .unwrap_or(false);
+        if !cordoned {
+            return Ok(());
+        }
         let taint = Taint {
             key: "node.kubernetes.io/unschedulable".into(),
             effect: "NoSchedule".into(),
             ..Default::default()
         };
-        if cordoned && !tolerated(pod, &taint) {
+        if !tolerated(pod, &taint) {
             return Err(Rejection::unresolvable("node(s) were unschedulable"));
         }
         Ok(())
@@ -239,7 +267,10 @@ pub struct NodeResourcesFit;
 
 impl Filter for NodeResourcesFit {
     fn filter(&self, _: &Pod, request: &Resources, node: &NodeInfo) -> Result<(), Rejection> {
-        let (allocatable, max_pods) = (node.allocatable, node.max_pods);
+        let Offer {
+            allocatable,
+            max_pods,
+        } = node.offer;
         let mut reasons = Vec::new();
         if node.pods as i64 + 1 > max_pods {
             reasons.push("Too many pods".to_string());
