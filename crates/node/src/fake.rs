@@ -83,12 +83,19 @@ pub async fn run(client: kube::Client, config: Config, fake: FakeNodes) -> Resul
         }
     }
     tracing::info!(count = names.len(), prefix = %fake.prefix, "fake nodes registered");
-    for name in &names {
+    // Real nodes do not renew their leases in step: spread the fake ones over the interval, so
+    // a thousand renewals do not land in the same instant every ten seconds.
+    let spacing = config.lease_interval / names.len().max(1) as u32;
+    for (i, name) in names.iter().enumerate() {
         let config = Config {
             node_name: name.clone(),
             ..config.clone()
         };
-        tokio::spawn(crate::heartbeat(client.clone(), config));
+        let (client, offset) = (client.clone(), spacing * i as u32);
+        tokio::spawn(async move {
+            tokio::time::sleep(offset).await;
+            crate::heartbeat(client, config).await
+        });
     }
     run_pods(client, names.into_iter().collect()).await;
     Ok(())
@@ -98,7 +105,8 @@ pub async fn run(client: kube::Client, config: Config, fake: FakeNodes) -> Resul
 async fn run_pods(client: kube::Client, nodes: HashSet<String>) {
     let nodes = Arc::new(nodes);
     let api: Api<Pod> = Api::all(client.clone());
-    let stream = watcher(api, watcher::Config::default())
+    // Only pods bound to some node concern a node; the rest would be parsed for nothing.
+    let stream = watcher(api, watcher::Config::default().fields("spec.nodeName!="))
         .default_backoff()
         .applied_objects();
     futures::pin_mut!(stream);
