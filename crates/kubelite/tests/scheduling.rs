@@ -267,6 +267,23 @@ fn a_bare_node_object_attracts_no_pods_until_it_is_ready() {
         e.contains("Insufficient cpu").then_some(e)
     });
     assert!(pending.is_some(), "{}", events_for(&c, "big"));
+    // A node change that makes no room retries the pod; the repeated event folds into one, which
+    // describe shows with its count, as it does against Kubernetes.
+    c.kubectl(&["label", "node", "bare", "retry=1"]).ok();
+    let folded = eventually(15, || {
+        let out = c.kubectl(&["describe", "pod", "big"]);
+        let line = out
+            .stdout
+            .lines()
+            .find(|l| l.contains("FailedScheduling"))?
+            .to_string();
+        line.contains("(x2 over ").then_some(line)
+    });
+    assert!(
+        folded.is_some_and(|l| l.contains("default-scheduler  0/1 nodes are available")),
+        "{}",
+        c.kubectl(&["describe", "pod", "big"]).stdout
+    );
     let token = c.data_dir().join("server/tls/node-token");
     let mut fake = Command::new(env!("CARGO_BIN_EXE_kubelite"))
         .args(["agent", "--server", &c.url(), "--token-file"])
