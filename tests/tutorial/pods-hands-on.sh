@@ -41,7 +41,7 @@ forward() {
 }
 
 section "Creating a pod"
-expect "Create a resource from a file or from stdin" k create -h
+expect "kubectl create -f FILENAME" k create -h
 expect "KIND:" k explain pod
 expect "FIELD: image <string>" k explain pod.spec.containers.image
 cat > kubernetes-up-and-running-pod.yml <<'EOF'

@@ -262,6 +262,19 @@ fn args_without_token() -> (Vec<std::ffi::OsString>, Option<std::ffi::OsString>)
 }
 
 fn main() -> anyhow::Result<()> {
+    // `kubelite kubectl …`, or the binary called through a `kubectl` link: the command line tool.
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let called_as = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .map(|n| n.to_string_lossy().into_owned());
+    if called_as.as_deref() == Some("kubectl") {
+        std::process::exit(cli::main(args));
+    }
+    if args.get(1).is_some_and(|a| a == "kubectl") {
+        args.remove(0);
+        std::process::exit(cli::main(args));
+    }
     let cli = Cli::parse();
     tune_allocator(&cli);
     // The pause process must fork before any thread exists: handle it before logging and tokio.
