@@ -171,7 +171,7 @@ pub async fn exec(ctx: &Context, args: ExecArgs) -> Result<i32, Error> {
         .and_then(|m| m.parse::<i32>().ok());
     match code {
         Some(code) => {
-            if tty && !args.quiet {
+            if !args.quiet {
                 eprintln!("command terminated with exit code {code}");
             }
             Ok(code)
