@@ -200,8 +200,19 @@ async fn apply_one(ctx: &Context, m: &Manifest, output: Option<&str>) -> Result<
     let name = m.object["metadata"]["name"].as_str().ok_or_else(|| {
         Error::other("error when retrieving current configuration: the object has no name")
     })?;
+    // What is recorded as applied is the manifest as sent: in its namespace, with its own
+    // annotations (an empty map when it has none), as Go encodes it (sorted, newline).
     let mut modified = m.object.clone();
-    let applied = crate::output::json_compact(&modified);
+    if resource.namespaced {
+        modified["metadata"]["namespace"] = Value::String(namespace.clone());
+    }
+    if !modified["metadata"]["annotations"].is_object() {
+        modified["metadata"]["annotations"] = serde_json::json!({});
+    }
+    if let Some(annotations) = modified["metadata"]["annotations"].as_object_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
+    let applied = format!("{}\n", crate::output::json_compact(&modified));
     modified["metadata"]["annotations"][LAST_APPLIED] = Value::String(applied);
     let path = resource.object(&namespace, name);
     let current = match get_value(ctx, &path).await {
@@ -432,6 +443,14 @@ pub async fn label(ctx: &Context, args: LabelArgs, field: &str) -> Result<(), Er
                 )?,
             )
             .await?;
+            // kubectl says "unlabeled" when, without --overwrite, the object only lost labels.
+            let count = |v: &Value| v.as_object().map_or(0, |m| m.len());
+            let shrank = count(&patched["metadata"][field]) < count(existing);
+            let verb = if field == "labels" && shrank && !args.overwrite {
+                "unlabeled"
+            } else {
+                verb
+            };
             report(&patched, verb, None)?;
         }
     }

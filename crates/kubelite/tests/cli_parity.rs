@@ -37,13 +37,15 @@ spec:
         memory: 256M
 ";
 
-/// Replaces what differs between two runs a moment apart: ages (`5s`, `2m3s`, `(x2 over 10s)`)
-/// and the time since a restart.
+/// Replaces what differs between two runs a moment apart: ages (`5s`, `2m3s`, `(x2 over 10s)`),
+/// the time since a restart, and generated name suffixes.
 fn normalise(text: &str) -> String {
     let age = regex::Regex::new(r"\b\d+[smhdy](\d+[smh])?\b").unwrap();
     let count = regex::Regex::new(r"\(x\d+ over").unwrap();
     let restarts = regex::Regex::new(r"\b\d+ \(AGE ago\)").unwrap();
-    let text = age.replace_all(text, "AGE");
+    let generated = regex::Regex::new(r"\bkube-api-access-[a-z0-9]{5}\b").unwrap();
+    let text = generated.replace_all(text, "kube-api-access-XXXXX");
+    let text = age.replace_all(&text, "AGE");
     let text = count.replace_all(&text, "(xN over");
     restarts.replace_all(&text, "N (AGE ago)").into_owned()
 }
@@ -181,4 +183,167 @@ fn kubelite_kubectl_prints_what_kubectl_prints() {
     clis.same(&["explain", "pod.spec.containers.image"]);
     clis.same(&["config", "current-context"]);
     clis.same(&["config", "view"]);
+}
+
+const WEB: &str = "apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+spec:
+  containers:
+  - name: kuard
+    image: gcr.io/kuar-demo/kuard-amd64:1
+";
+
+const WEB_LABELLED: &str = "apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+  labels:
+    tier: front
+spec:
+  containers:
+  - name: kuard
+    image: gcr.io/kuar-demo/kuard-amd64:1
+";
+
+/// One command of a sequence, with an editor for `edit`.
+struct Step<'a>(&'a [&'a str], Option<&'a Path>);
+
+impl Clis<'_> {
+    fn run_steps(&self, binary: &Path, steps: &[Step]) -> Vec<String> {
+        steps
+            .iter()
+            .map(|Step(args, editor)| {
+                let mut cmd = self.cluster.kubectl_cmd(binary);
+                if let Some(editor) = editor {
+                    cmd.env("KUBE_EDITOR", editor);
+                }
+                let o = cmd.args(*args).output().expect("run kubectl");
+                normalise(&format!(
+                    "$ kubectl {}\nexit {}\n--- stdout\n{}--- stderr\n{}",
+                    args.join(" "),
+                    o.status.code().unwrap_or(-1),
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                ))
+            })
+            .collect()
+    }
+
+    /// Runs the same sequence of changes through each CLI on a clean namespace and compares
+    /// every step's output.
+    #[track_caller]
+    fn same_steps(&self, steps: &[Step], cleanup: &[&str]) {
+        let theirs = self.run_steps(Path::new(KUBECTL), steps);
+        self.cluster.kubectl(cleanup);
+        let ours = self.run_steps(&self.ours, steps);
+        self.cluster.kubectl(cleanup);
+        for (t, o) in theirs.iter().zip(&ours) {
+            assert_eq!(t, o, "\n=== kubectl\n{t}\n=== kubelite kubectl\n{o}");
+        }
+    }
+}
+
+#[test]
+fn kubelite_kubectl_changes_objects_as_kubectl_does() {
+    let c = Cluster::start_with(&[]);
+    let link_dir = tempfile::tempdir().unwrap();
+    let ours = link_dir.path().join("kubectl");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kubelite"), &ours).unwrap();
+    let clis = Clis { cluster: &c, ours };
+    let web = c.file("web.yaml", WEB);
+    let labelled = c.file("web-labelled.yaml", WEB_LABELLED);
+    let (web, labelled) = (web.to_str().unwrap(), labelled.to_str().unwrap());
+    // Editors: one that changes a label, one that changes nothing.
+    let relabel = c.file(
+        "relabel.sh",
+        "#!/bin/sh\nsed -i 's/^    tier: front$/    tier: back/' \"$1\"\n",
+    );
+    let keep = c.file("keep.sh", "#!/bin/sh\nexit 0\n");
+    for script in [&relabel, &keep] {
+        std::fs::set_permissions(script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
+    let labels = [
+        "get",
+        "pod",
+        "web",
+        "-o",
+        "jsonpath={.metadata.labels} {.metadata.annotations}",
+    ];
+    clis.same_steps(
+        &[
+            Step(&["apply", "-f", web], None),
+            Step(&["apply", "-f", web], None),
+            Step(&["apply", "-f", labelled], None),
+            Step(&labels, None),
+            Step(&["label", "pod", "web", "a=b"], None),
+            Step(&["label", "pod", "web", "a=c"], None),
+            Step(&["label", "pod", "web", "a=c", "--overwrite"], None),
+            Step(&["label", "pod", "web", "a-"], None),
+            Step(&["annotate", "pod", "web", "note=hello"], None),
+            Step(
+                &[
+                    "patch",
+                    "pod",
+                    "web",
+                    "-p",
+                    "{\"metadata\":{\"labels\":{\"p\":\"q\"}}}",
+                ],
+                None,
+            ),
+            Step(
+                &[
+                    "patch",
+                    "pod",
+                    "web",
+                    "-p",
+                    "{\"metadata\":{\"labels\":{\"p\":\"q\"}}}",
+                ],
+                None,
+            ),
+            Step(
+                &[
+                    "patch",
+                    "pod",
+                    "web",
+                    "--type",
+                    "merge",
+                    "-p",
+                    "{\"metadata\":{\"labels\":{\"p\":null}}}",
+                ],
+                None,
+            ),
+            Step(&["edit", "pod", "web"], Some(&relabel)),
+            Step(&["edit", "pod", "web"], Some(&keep)),
+            Step(&labels, None),
+            Step(
+                &[
+                    "run",
+                    "solo",
+                    "--image=gcr.io/kuar-demo/kuard-amd64:1",
+                    "--",
+                    "--address",
+                    ":9090",
+                ],
+                None,
+            ),
+            Step(
+                &[
+                    "get",
+                    "pod",
+                    "solo",
+                    "-o",
+                    "jsonpath={.metadata.labels} {.spec.containers}",
+                ],
+                None,
+            ),
+            Step(&["delete", "pod", "web", "solo"], None),
+            Step(&["get", "pods"], None),
+            Step(&["create", "-f", web, "-o", "name"], None),
+            Step(&["delete", "-f", web], None),
+        ],
+        &["delete", "pods", "--all"],
+    );
 }
