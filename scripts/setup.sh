@@ -7,6 +7,12 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh
 cargo build --release --bin kubelite
 install -m 0755 target/release/kubelite /usr/local/bin/kubelite
+# Debian's own kubectl is far too old for a current cluster: without a kubectl on PATH, the
+# binary's built-in one (it is kubectl when called by that name) takes its place.
+if ! command -v kubectl >/dev/null; then
+  ln -sf kubelite /usr/local/bin/kubectl
+  echo "installed /usr/local/bin/kubectl (kubelite's built-in kubectl)"
+fi
 # The tutorial's image, rebuilt offline; the agent imports every archive in this folder at start.
 cargo xtask demo-image
 install -d -m 0700 /var/lib/kubelite
@@ -28,9 +34,6 @@ for _ in $(seq 1 100); do
   if [ -f "$ca" ] && curl -fsS --cacert "$ca" https://127.0.0.1:6443/readyz >/dev/null 2>&1; then
     echo "kubelite is running (log: /var/log/kubelite/server.log)"
     echo "export KUBECONFIG=/etc/kubelite/kubelite.yaml"
-    if ! command -v kubectl >/dev/null; then
-      echo "kubectl is not installed: install kubectl 1.27-1.33 to use the cluster (kubelite's own 'kubelite kubectl' is still to come)"
-    fi
     exit 0
   fi
   sleep 0.1

@@ -126,6 +126,13 @@ impl PodNetwork {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The Kubernetes command line, built in (`kubelite kubectl get pods`; also what the binary
+    /// is when called through a link named `kubectl`).
+    #[command(disable_help_flag = true)]
+    Kubectl {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Run the control plane: API server on the chosen datastore.
     Server {
         /// Where state, certificates and tokens live.
@@ -412,7 +419,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Pause { .. } | Command::Images { .. } => {
+        Command::Pause { .. } | Command::Images { .. } | Command::Kubectl { .. } => {
             unreachable!("handled before the async runtime starts")
         }
         Command::Agent {
