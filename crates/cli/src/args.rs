@@ -76,6 +76,20 @@ pub enum Command {
         override_usage = "kubectl exec (POD | TYPE/NAME) [-c CONTAINER] [flags] -- COMMAND [args...] [options]"
     )]
     Exec(ExecArgs),
+    /// Connect to the output (and, with -i, the input) of a running container.
+    #[command(override_usage = "kubectl attach (POD | TYPE/NAME) -c CONTAINER [options]")]
+    Attach(AttachArgs),
+    /// Wait until objects meet a condition: --for=condition=Ready, --for=delete, or
+    /// --for=jsonpath='{.status.phase}'=Running.
+    #[command(
+        override_usage = "kubectl wait ([-f FILENAME] | resource.group/resource.name | resource.group [(-l label | --all)]) [--for=delete|--for condition=available|--for=jsonpath='{}'=value] [options]"
+    )]
+    Wait(WaitArgs),
+    /// List events, oldest first.
+    #[command(
+        override_usage = "kubectl events [(-o|--output=)json|yaml|name] [--for TYPE/NAME] [--watch] [options]"
+    )]
+    Events(EventsArgs),
     /// Forward local ports to a pod.
     #[command(
         name = "port-forward",
@@ -122,6 +136,14 @@ pub enum Command {
     /// Read and change kubeconfig files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Print a shell completion script: bash, zsh or fish.
+    #[command(
+        after_help = "Examples:\n  # In this bash session\n  source <(kubectl completion bash)"
+    )]
+    Completion {
+        /// bash, zsh or fish
+        shell: String,
+    },
 }
 
 #[derive(Args, Debug, Default)]
@@ -428,4 +450,59 @@ pub enum ConfigCommand {
     /// List the contexts.
     #[command(name = "get-contexts")]
     GetContexts,
+}
+
+#[derive(Args, Debug)]
+pub struct AttachArgs {
+    /// POD, or TYPE/NAME
+    pub pod: String,
+    /// The container (default: the pod's first, or the one its default-container annotation names).
+    #[arg(short = 'c', long)]
+    pub container: Option<String>,
+    /// Pass standard input to the container.
+    #[arg(short = 'i', long)]
+    pub stdin: bool,
+    /// The container has a terminal.
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Print nothing but the container's own output.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct WaitArgs {
+    /// TYPE/NAME ..., or TYPE [NAME ...]
+    pub args: Vec<String>,
+    /// condition=NAME[=VALUE], delete, create, or jsonpath='{EXPR}'=VALUE
+    #[arg(long = "for", required = true)]
+    pub for_: String,
+    /// How long to wait (30s by default).
+    #[arg(long, default_value = "30s")]
+    pub timeout: String,
+    /// Every object of the type.
+    #[arg(long)]
+    pub all: bool,
+    /// Only objects with these labels.
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    /// In every namespace.
+    #[arg(short = 'A', long = "all-namespaces")]
+    pub all_namespaces: bool,
+    /// Only the events of this object (TYPE/NAME).
+    #[arg(long = "for")]
+    pub for_: Option<String>,
+    /// Only events of these types (Normal, Warning), comma-separated.
+    #[arg(long = "types", value_delimiter = ',')]
+    pub types: Vec<String>,
+    /// Leave the header out.
+    #[arg(long = "no-headers")]
+    pub no_headers: bool,
+    /// Output format: json, yaml or name.
+    #[arg(short = 'o', long)]
+    pub output: Option<String>,
 }

@@ -10,6 +10,7 @@
 //! **Boundary:** an ordinary API client (kube-rs); it knows nothing of kubelite's internals.
 
 pub mod args;
+pub mod completion;
 pub mod config;
 pub mod describe;
 pub mod discovery;
@@ -22,6 +23,7 @@ pub mod logs;
 pub mod mutate;
 pub mod output;
 pub mod streams;
+pub mod wait;
 
 use std::ffi::OsString;
 
@@ -31,6 +33,14 @@ pub use error::Error;
 
 /// Runs one kubectl command line (`args[0]` is the program name) and returns the exit code.
 pub fn main(args: Vec<OsString>) -> i32 {
+    // What the completion scripts call on TAB: the words so far, the last one partial.
+    if args.get(1).is_some_and(|a| a == "__complete") {
+        let words = args[2..]
+            .iter()
+            .map(|w| w.to_string_lossy().into_owned())
+            .collect();
+        return block_on(async { completion::complete(words).await.map(|_| 0) });
+    }
     let parsed = match args::Kubectl::try_parse_from(args) {
         Ok(parsed) => parsed,
         Err(err) => {
@@ -39,6 +49,11 @@ pub fn main(args: Vec<OsString>) -> i32 {
             return code;
         }
     };
+    block_on(run(parsed))
+}
+
+/// Runs a command on a single-threaded runtime and turns its result into an exit code.
+fn block_on(command: impl std::future::Future<Output = Result<i32, Error>>) -> i32 {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -49,7 +64,11 @@ pub fn main(args: Vec<OsString>) -> i32 {
             return 1;
         }
     };
-    match runtime.block_on(run(parsed)) {
+    let result = runtime.block_on(command);
+    // A read of the terminal may still be blocked in its thread (exec, attach): it must not keep
+    // the command from ending.
+    runtime.shutdown_background();
+    match result {
         Ok(code) => code,
         Err(err) => {
             err.print();
@@ -64,6 +83,7 @@ async fn run(cli: args::Kubectl) -> Result<i32, Error> {
     match cli.command {
         C::Version(a) => get::version(&global, a).await.map(|_| 0),
         C::Config(a) => config::command(&global, a).map(|_| 0),
+        C::Completion { shell } => completion::script(&shell).map(|_| 0),
         command => {
             let ctx = config::Context::connect(&global).await?;
             match command {
@@ -78,13 +98,18 @@ async fn run(cli: args::Kubectl) -> Result<i32, Error> {
                 C::Describe(a) => describe::run(&ctx, a).await.map(|_| 0),
                 C::Logs(a) => logs::run(&ctx, a).await.map(|_| 0),
                 C::Exec(a) => streams::exec(&ctx, a).await,
+                C::Attach(a) => streams::attach(&ctx, a).await,
+                C::Wait(a) => wait::run(&ctx, a).await.map(|_| 0),
+                C::Events(a) => wait::events(&ctx, a).await.map(|_| 0),
                 C::PortForward(a) => streams::port_forward(&ctx, a).await.map(|_| 0),
                 C::Edit(a) => edit::run(&ctx, a).await.map(|_| 0),
                 C::Explain(a) => explain::run(&ctx, a).await.map(|_| 0),
                 C::ApiResources(a) => discovery::api_resources(&ctx, a).await.map(|_| 0),
                 C::ApiVersions => discovery::api_versions(&ctx).await.map(|_| 0),
                 C::ClusterInfo => get::cluster_info(&ctx).await.map(|_| 0),
-                C::Version(_) | C::Config(_) => unreachable!("handled above"),
+                C::Version(_) | C::Config(_) | C::Completion { .. } => {
+                    unreachable!("handled above")
+                }
             }
         }
     }

@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, AttachParams, TerminalSize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::args::{ExecArgs, PortForwardArgs};
+use crate::args::{AttachArgs, ExecArgs, PortForwardArgs};
 use crate::config::Context;
 use crate::get::get_value;
 use crate::logs::{default_container, pod_name};
@@ -100,7 +100,58 @@ pub async fn exec(ctx: &Context, args: ExecArgs) -> Result<i32, Error> {
         .stderr(!tty)
         .tty(tty);
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-    let mut process = api.exec(name, args.command.clone(), &params).await?;
+    let process = api
+        .exec(name, args.command.clone(), &params)
+        .await
+        .map_err(upgrade_error)?;
+    drive(process, tty, args.quiet).await
+}
+
+/// `kubectl attach`: the container's own output (and input, with -i) instead of a new process.
+pub async fn attach(ctx: &Context, args: AttachArgs) -> Result<i32, Error> {
+    let name = pod_name(&args.pod)?;
+    let pod = get_value(
+        ctx,
+        &format!("/api/v1/namespaces/{}/pods/{name}", ctx.namespace),
+    )
+    .await?;
+    let container = args
+        .container
+        .clone()
+        .or_else(|| default_container(&pod))
+        .unwrap_or_default();
+    let tty = args.tty && std::io::IsTerminal::is_terminal(&std::io::stdin());
+    let params = AttachParams::default()
+        .container(container)
+        .stdin(args.stdin)
+        .stdout(true)
+        .stderr(!tty)
+        .tty(tty);
+    if tty && !args.quiet {
+        eprintln!("If you don't see a command prompt, try pressing enter.");
+    }
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let process = api.attach(name, &params).await.map_err(upgrade_error)?;
+    drive(process, tty, args.quiet).await
+}
+
+/// A refused upgrade answers with plain text (the node's reason), which kubectl reports as
+/// "unable to upgrade connection"; a Kubernetes `Status` is reported as any server error.
+fn upgrade_error(err: kube::Error) -> Error {
+    match err {
+        kube::Error::Api(status) if status.reason == "Failed to parse error data" => {
+            Error::other(format!("unable to upgrade connection: {}", status.message))
+        }
+        other => other.into(),
+    }
+}
+
+/// Connects the process to this terminal until it ends; returns its exit code.
+async fn drive(
+    mut process: kube::api::AttachedProcess,
+    tty: bool,
+    quiet: bool,
+) -> Result<i32, Error> {
     let _raw = tty.then(RawMode::enter);
     if tty {
         if let (Some(mut sizes), Some(size)) = (process.terminal_size(), terminal_size()) {
@@ -171,7 +222,7 @@ pub async fn exec(ctx: &Context, args: ExecArgs) -> Result<i32, Error> {
         .and_then(|m| m.parse::<i32>().ok());
     match code {
         Some(code) => {
-            if !args.quiet {
+            if !quiet {
                 eprintln!("command terminated with exit code {code}");
             }
             Ok(code)
@@ -234,16 +285,19 @@ pub async fn port_forward(ctx: &Context, args: PortForwardArgs) -> Result<(), Er
     use std::io::Write;
     let _ = std::io::stdout().flush();
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    // As kubectl does, an error on any forwarded connection ends the whole forward.
+    let (lost_tx, mut lost) = tokio::sync::mpsc::channel::<()>(1);
     let mut tasks = Vec::new();
     for (listener, remote) in listeners {
         let api = api.clone();
         let name = name.clone();
+        let lost_tx = lost_tx.clone();
         tasks.push(tokio::spawn(async move {
             loop {
                 let Ok((mut socket, _)) = listener.accept().await else { continue };
                 println!("Handling connection for {remote}");
                 let _ = std::io::stdout().flush();
-                let (api, name) = (api.clone(), name.clone());
+                let (api, name, lost_tx) = (api.clone(), name.clone(), lost_tx.clone());
                 tokio::spawn(async move {
                     let mut forwarder = match api.portforward(&name, &[remote]).await {
                         Ok(f) => f,
@@ -259,6 +313,7 @@ pub async fn port_forward(ctx: &Context, args: PortForwardArgs) -> Result<(), Er
                     if let Some(error) = error {
                         if let Ok(Some(message)) = tokio::time::timeout(std::time::Duration::from_millis(100), error).await {
                             eprintln!("E0000 an error occurred forwarding {remote} -> {remote}: error forwarding port {remote} to pod: {message}");
+                            let _ = lost_tx.try_send(());
                         }
                     }
                     drop(forwarder);
@@ -266,8 +321,10 @@ pub async fn port_forward(ctx: &Context, args: PortForwardArgs) -> Result<(), Er
             }
         }));
     }
+    drop(lost_tx);
+    let _ = lost.recv().await;
     for task in tasks {
-        let _ = task.await;
+        task.abort();
     }
-    Ok(())
+    Err(Error::other("lost connection to pod"))
 }

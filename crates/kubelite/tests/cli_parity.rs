@@ -160,6 +160,10 @@ fn kubelite_kubectl_prints_what_kubectl_prints() {
     clis.same(&["describe", "pod", "crashing"]);
     clis.same(&["describe", "pod", "greedy"]);
     clis.same(&["describe", "namespace", "default"]);
+    clis.same(&["describe", "node"]);
+    clis.same(&["events"]);
+    clis.same(&["events", "--for", "pod/greedy"]);
+    clis.same(&["events", "-A", "--types", "Warning"]);
     // Errors and exit codes.
     clis.same(&["get", "pod", "nope"]);
     clis.same(&["get", "pods", "nope", "kubernetes-up-and-running"]);
@@ -342,8 +346,85 @@ fn kubelite_kubectl_changes_objects_as_kubectl_does() {
             Step(&["delete", "pod", "web", "solo"], None),
             Step(&["get", "pods"], None),
             Step(&["create", "-f", web, "-o", "name"], None),
+            Step(
+                &[
+                    "wait",
+                    "--for=condition=PodScheduled=False",
+                    "pod/web",
+                    "--timeout=20s",
+                ],
+                None,
+            ),
+            Step(
+                &["wait", "--for=jsonpath={.status.phase}=Pending", "pod/web"],
+                None,
+            ),
+            Step(
+                &["wait", "--for=condition=Ready", "pod/web", "--timeout=1s"],
+                None,
+            ),
             Step(&["delete", "-f", web], None),
+            Step(&["wait", "--for=delete", "pod/web", "--timeout=5s"], None),
         ],
         &["delete", "pods", "--all"],
     );
+}
+
+#[test]
+fn bash_completion_asks_the_server_for_names() {
+    let c = Cluster::start_with(&[]);
+    let bin = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kubelite"), bin.path().join("kubectl")).unwrap();
+    c.file(
+        "duplicate.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: duplicate-containers\nspec:\n  containers:\n  - name: one\n    image: gcr.io/kuar-demo/kuard-amd64:1\n  - name: two\n    image: gcr.io/kuar-demo/kuard-amd64:1\n",
+    );
+    c.kubectl(&["create", "-f", "duplicate.yaml"]).ok();
+    // What bash does on TAB: the completion function fills COMPREPLY from the words so far.
+    let complete = |words: &str, current: usize| {
+        let script = format!(
+            "source <(kubectl completion bash)\nCOMP_WORDS=({words})\nCOMP_CWORD={current}\n_kubectl_complete\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"\n"
+        );
+        let mut cmd = c.kubectl_cmd(Path::new("bash"));
+        let path = format!(
+            "{}:{}",
+            bin.path().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let out = cmd
+            .env("PATH", path)
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(
+        complete("kubectl logs duplicate-containers -c ''", 4),
+        "one\ntwo\n"
+    );
+    assert_eq!(complete("kubectl logs dup", 2), "duplicate-containers\n");
+    assert_eq!(
+        complete("kubectl get po", 2),
+        format!("pods\n{}", extra_pod_types(&c))
+    );
+    assert_eq!(
+        complete("kubectl get pods -n kube-n", 4),
+        "kube-node-lease\n"
+    );
+}
+
+/// The resource types besides `pods` that start with "po" on this server.
+fn extra_pod_types(c: &Cluster) -> String {
+    let out = c.kubectl(&["api-resources", "-o", "name"]);
+    out.ok()
+        .lines()
+        .map(|l| l.split('.').next().unwrap_or(""))
+        .filter(|n| n.starts_with("po") && *n != "pods")
+        .map(|n| format!("{n}\n"))
+        .collect()
 }

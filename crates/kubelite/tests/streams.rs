@@ -456,3 +456,12 @@ fn exec_and_port_forward_with_kubectl_1_30() {
 fn exec_and_port_forward_with_kubectl_1_31() {
     streaming_with(&kubectl_version(31));
 }
+
+#[test]
+fn exec_attach_and_port_forward_with_kubelites_own_kubectl() {
+    // Called through a link named `kubectl`, the binary is the command line tool.
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("kubectl");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kubelite"), &link).unwrap();
+    streaming_with(&link);
+}
