@@ -448,7 +448,8 @@ impl IncludeObject {
     }
 }
 
-fn row(resource: &Resource, obj: &Value, include: IncludeObject, now: DateTime<Utc>) -> Value {
+/// One row of `obj`'s table, as of `now`.
+pub fn row(resource: &Resource, obj: &Value, include: IncludeObject, now: DateTime<Utc>) -> Value {
     let mut row = json!({ "cells": cells(resource, obj, now) });
     match include {
         IncludeObject::None => {}
@@ -475,6 +476,27 @@ pub fn table(
     with_columns: bool,
 ) -> Value {
     let now = Utc::now();
+    let rows = objects
+        .iter()
+        .map(|o| row(resource, o, include, now))
+        .collect();
+    table_of_rows(
+        resource,
+        rows,
+        resource_version,
+        continue_token,
+        with_columns,
+    )
+}
+
+/// A Table of rows already made with [`row`].
+pub fn table_of_rows(
+    resource: &Resource,
+    rows: Vec<Value>,
+    resource_version: Option<&str>,
+    continue_token: Option<&str>,
+    with_columns: bool,
+) -> Value {
     let mut meta = json!({});
     if let Some(rv) = resource_version {
         meta["resourceVersion"] = json!(rv);
@@ -498,7 +520,7 @@ pub fn table(
         "apiVersion": "meta.k8s.io/v1",
         "metadata": meta,
         "columnDefinitions": column_defs,
-        "rows": objects.iter().map(|o| row(resource, o, include, now)).collect::<Vec<_>>(),
+        "rows": rows,
     })
 }
 

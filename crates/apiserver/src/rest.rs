@@ -178,6 +178,48 @@ struct ContinueToken {
     start: String,
 }
 
+/// The table rows of the stored objects, made in parallel when there are many (each thread
+/// decodes, reads and frees its own objects).
+fn rows_of(
+    resource: &'static Resource,
+    items: &[Arc<Cached>],
+    include: IncludeObject,
+) -> Vec<Value> {
+    const PER_THREAD: usize = 128;
+    let now = chrono::Utc::now();
+    let decode = |chunk: &[Arc<Cached>]| -> Vec<Value> {
+        chunk
+            .iter()
+            .map(|c| {
+                table::row(
+                    resource,
+                    &registry::from_storage(resource, c.value()),
+                    include,
+                    now,
+                )
+            })
+            .collect()
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if items.len() < 2 * PER_THREAD || threads < 2 {
+        return decode(items);
+    }
+    let chunk = items.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || decode(part)))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}
+
 fn list_kind(resource: &Resource) -> String {
     format!("{}List", resource.kind)
 }
@@ -259,22 +301,15 @@ pub async fn list(server: &Server, target: &Target, q: &Query, wants: Wants) -> 
         Wants::Table => {
             let include =
                 IncludeObject::parse(q.get("includeObject")).map_err(ApiError::bad_request)?;
-            let values: Vec<Value> = items
-                .iter()
-                .map(|c| registry::from_storage(resource, c.value()))
-                .collect();
-            let refs: Vec<&Value> = values.iter().collect();
-            Ok(http::json(
-                200,
-                &table::table(
-                    resource,
-                    &refs,
-                    Some(&rv),
-                    continue_token.as_deref(),
-                    include,
-                    true,
-                ),
-            ))
+            // Decoding every object is the bulk of a large table: off the executor, and
+            // spread over the cores.
+            let table = tokio::task::spawn_blocking(move || {
+                let rows = rows_of(resource, &items, include);
+                table::table_of_rows(resource, rows, Some(&rv), continue_token.as_deref(), true)
+            })
+            .await
+            .map_err(internal)?;
+            Ok(http::json(200, &table))
         }
         Wants::Object => {
             let mut meta = json!({"resourceVersion": rv});

@@ -18,6 +18,7 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, PostParams, WatchEvent, WatchParams};
 
+mod cli;
 mod pods;
 mod scheduler;
 mod streams;
@@ -329,7 +330,7 @@ async fn measure(
 async fn main() -> Result<()> {
     let mut args = std::env::args().skip(1).peekable();
     let mode = match args.peek().map(String::as_str) {
-        Some(m @ ("pods" | "streams" | "scheduler")) => m.to_string(),
+        Some(m @ ("pods" | "streams" | "scheduler" | "cli")) => m.to_string(),
         _ => "api".to_string(),
     };
     if mode != "api" {
@@ -350,6 +351,7 @@ async fn main() -> Result<()> {
         "pods" => pods::measure(&binary, image, &mut rows).await?,
         "streams" => streams::measure(&binary, image, &mut rows).await?,
         "scheduler" => scheduler::measure(&binary, &mut rows).await?,
+        "cli" => cli::measure(&binary, &mut rows).await?,
         _ => {
             api_measures(&binary, pods, &mut rows).await?;
         }

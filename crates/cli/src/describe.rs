@@ -143,67 +143,12 @@ pub fn age(value: &Value, now: DateTime<Utc>) -> String {
         .as_str()
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
     {
-        Some(t) => human_duration((now - t.with_timezone(&Utc)).num_milliseconds()),
+        Some(t) => {
+            let millis = (now - t.with_timezone(&Utc)).num_milliseconds();
+            api::table::human_duration(millis.div_euclid(1000))
+        }
         None => "<unknown>".to_string(),
     }
-}
-
-pub fn human_duration(millis: i64) -> String {
-    let secs = millis.div_euclid(1000);
-    if secs < -1 {
-        return "<invalid>".into();
-    }
-    if secs < 0 {
-        return "0s".into();
-    }
-    if secs < 120 {
-        return format!("{secs}s");
-    }
-    let minutes = secs / 60;
-    if minutes < 10 {
-        let s = secs % 60;
-        return if s == 0 {
-            format!("{minutes}m")
-        } else {
-            format!("{minutes}m{s}s")
-        };
-    }
-    if minutes < 180 {
-        return format!("{minutes}m");
-    }
-    let hours = minutes / 60;
-    if hours < 8 {
-        let m = minutes % 60;
-        return if m == 0 {
-            format!("{hours}h")
-        } else {
-            format!("{hours}h{m}m")
-        };
-    }
-    if hours < 48 {
-        return format!("{hours}h");
-    }
-    if hours < 192 {
-        let h = hours % 24;
-        return if h == 0 {
-            format!("{}d", hours / 24)
-        } else {
-            format!("{}d{h}h", hours / 24)
-        };
-    }
-    if hours < 2 * 8760 {
-        return format!("{}d", hours / 24);
-    }
-    let years = hours / 24 / 365;
-    if hours < 8 * 8760 {
-        let d = (hours / 24) % 365;
-        return if d == 0 {
-            format!("{years}y")
-        } else {
-            format!("{years}y{d}d")
-        };
-    }
-    format!("{years}y")
 }
 
 fn map_lines(w: &mut Writer, title: &str, map: &Value, sep: &str, skip: &[&str]) {
@@ -1307,7 +1252,7 @@ mod tests {
             (9 * 24 * 3_600_000, "9d"),
         ];
         for (ms, want) in cases {
-            assert_eq!(human_duration(ms), want, "{ms}");
+            assert_eq!(api::table::human_duration(ms / 1000), want, "{ms}");
         }
     }
 

@@ -8,14 +8,27 @@ use crate::get::{self, get_value};
 use crate::Error;
 
 /// The container a command means when none is named: the one the
-/// `kubectl.kubernetes.io/default-container` annotation names, else the first.
-pub fn default_container(pod: &serde_json::Value) -> Option<String> {
+/// `kubectl.kubernetes.io/default-container` annotation names, else the first (saying so, as
+/// kubectl does, when the pod has several and `quiet` is false).
+pub fn default_container(pod: &serde_json::Value, quiet: bool) -> Option<String> {
     let named = pod["metadata"]["annotations"]["kubectl.kubernetes.io/default-container"].as_str();
-    named.map(str::to_string).or_else(|| {
-        pod["spec"]["containers"][0]["name"]
-            .as_str()
-            .map(str::to_string)
-    })
+    if let Some(name) = named {
+        return Some(name.to_string());
+    }
+    let names: Vec<&str> = pod["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    let first = names.first()?.to_string();
+    if names.len() > 1 && !quiet {
+        eprintln!(
+            "Defaulted container \"{first}\" out of: {}",
+            names.join(", ")
+        );
+    }
+    Some(first)
 }
 
 /// `POD` or `pod/POD`.
@@ -55,26 +68,7 @@ pub async fn run(ctx: &Context, args: LogsArgs) -> Result<(), Error> {
     })?;
     let container = match args.container.clone().or(container_arg) {
         Some(c) => Some(c),
-        None => {
-            let containers = pod["spec"]["containers"].as_array().map_or(0, Vec::len);
-            let annotated = pod["metadata"]["annotations"]
-                ["kubectl.kubernetes.io/default-container"]
-                .is_string();
-            if containers > 1 && !annotated {
-                let first = default_container(&pod).unwrap_or_default();
-                let names: Vec<&str> = pod["spec"]["containers"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|c| c["name"].as_str())
-                    .collect();
-                eprintln!(
-                    "Defaulted container \"{first}\" out of: {}",
-                    names.join(", ")
-                );
-            }
-            default_container(&pod)
-        }
+        None => default_container(&pod, false),
     };
     let mut query = Vec::new();
     if let Some(c) = &container {

@@ -66,22 +66,7 @@ pub async fn exec(ctx: &Context, args: ExecArgs) -> Result<i32, Error> {
     .await?;
     let container = match &args.container {
         Some(c) => c.clone(),
-        None => {
-            let first = default_container(&pod).unwrap_or_default();
-            let names: Vec<&str> = pod["spec"]["containers"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|c| c["name"].as_str())
-                .collect();
-            if names.len() > 1 && !args.quiet {
-                eprintln!(
-                    "Defaulted container \"{first}\" out of: {}",
-                    names.join(", ")
-                );
-            }
-            first
-        }
+        None => default_container(&pod, args.quiet).unwrap_or_default(),
     };
     let phase = pod["status"]["phase"].as_str().unwrap_or("");
     if phase == "Succeeded" || phase == "Failed" {
@@ -93,12 +78,7 @@ pub async fn exec(ctx: &Context, args: ExecArgs) -> Result<i32, Error> {
     if args.tty && !tty && !args.quiet {
         eprintln!("Unable to use a TTY - input is not a terminal or the right kind of file");
     }
-    let params = AttachParams::default()
-        .container(container)
-        .stdin(args.stdin)
-        .stdout(true)
-        .stderr(!tty)
-        .tty(tty);
+    let params = attach_params(container, args.stdin, tty);
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     let process = api
         .exec(name, args.command.clone(), &params)
@@ -118,21 +98,27 @@ pub async fn attach(ctx: &Context, args: AttachArgs) -> Result<i32, Error> {
     let container = args
         .container
         .clone()
-        .or_else(|| default_container(&pod))
+        .or_else(|| default_container(&pod, true))
         .unwrap_or_default();
     let tty = args.tty && std::io::IsTerminal::is_terminal(&std::io::stdin());
-    let params = AttachParams::default()
-        .container(container)
-        .stdin(args.stdin)
-        .stdout(true)
-        .stderr(!tty)
-        .tty(tty);
+    let params = attach_params(container, args.stdin, tty);
     if tty && !args.quiet {
         eprintln!("If you don't see a command prompt, try pressing enter.");
     }
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     let process = api.attach(name, &params).await.map_err(upgrade_error)?;
     drive(process, tty, args.quiet).await
+}
+
+/// The streams of an exec or attach: stdout always, stdin when asked, stderr unless a terminal
+/// carries both.
+fn attach_params(container: String, stdin: bool, tty: bool) -> AttachParams {
+    AttachParams::default()
+        .container(container)
+        .stdin(stdin)
+        .stdout(true)
+        .stderr(!tty)
+        .tty(tty)
 }
 
 /// A refused upgrade answers with plain text (the node's reason), which kubectl reports as

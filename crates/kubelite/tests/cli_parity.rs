@@ -89,9 +89,7 @@ impl Clis<'_> {
 fn kubelite_kubectl_prints_what_kubectl_prints() {
     require_container_host();
     let c = Cluster::start_with_agent(&[]);
-    let link_dir = tempfile::tempdir().unwrap();
-    let ours = link_dir.path().join("kubectl");
-    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kubelite"), &ours).unwrap();
+    let (_link_dir, ours) = kubelite_kubectl();
     let clis = Clis { cluster: &c, ours };
     let kuard = c.file("kuard.yaml", KUARD_POD);
     let crashing = c.file("crashing.yaml", CRASHING);
@@ -252,9 +250,7 @@ impl Clis<'_> {
 #[test]
 fn kubelite_kubectl_changes_objects_as_kubectl_does() {
     let c = Cluster::start_with(&[]);
-    let link_dir = tempfile::tempdir().unwrap();
-    let ours = link_dir.path().join("kubectl");
-    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kubelite"), &ours).unwrap();
+    let (_link_dir, ours) = kubelite_kubectl();
     let clis = Clis { cluster: &c, ours };
     let web = c.file("web.yaml", WEB);
     let labelled = c.file("web-labelled.yaml", WEB_LABELLED);
@@ -373,8 +369,7 @@ fn kubelite_kubectl_changes_objects_as_kubectl_does() {
 #[test]
 fn bash_completion_asks_the_server_for_names() {
     let c = Cluster::start_with(&[]);
-    let bin = tempfile::tempdir().unwrap();
-    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kubelite"), bin.path().join("kubectl")).unwrap();
+    let (bin, _) = kubelite_kubectl();
     c.file(
         "duplicate.yaml",
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: duplicate-containers\nspec:\n  containers:\n  - name: one\n    image: gcr.io/kuar-demo/kuard-amd64:1\n  - name: two\n    image: gcr.io/kuar-demo/kuard-amd64:1\n",

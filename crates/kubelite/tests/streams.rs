@@ -459,9 +459,6 @@ fn exec_and_port_forward_with_kubectl_1_31() {
 
 #[test]
 fn exec_attach_and_port_forward_with_kubelites_own_kubectl() {
-    // Called through a link named `kubectl`, the binary is the command line tool.
-    let dir = tempfile::tempdir().unwrap();
-    let link = dir.path().join("kubectl");
-    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kubelite"), &link).unwrap();
+    let (_dir, link) = kubelite_kubectl();
     streaming_with(&link);
 }

@@ -57,9 +57,6 @@ fn the_pods_hands_on_with_kubectl_1_33() {
 
 #[test]
 fn the_pods_hands_on_with_kubelites_own_kubectl() {
-    // Called through a link named `kubectl`, the binary is the command line tool.
-    let dir = tempfile::tempdir().unwrap();
-    let link = dir.path().join("kubectl");
-    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kubelite"), &link).unwrap();
+    let (_dir, link) = kubelite_kubectl();
     hands_on(&link);
 }

@@ -517,3 +517,12 @@ pub fn strip_ansi(s: &str) -> String {
     }
     out
 }
+
+/// kubelite's own kubectl: a link named `kubectl` to the binary (called by that name, it is the
+/// command line tool), in a directory that is removed when the first value is dropped.
+pub fn kubelite_kubectl() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("kubectl");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kubelite"), &link).unwrap();
+    (dir, link)
+}
