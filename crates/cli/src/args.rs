@@ -54,26 +54,33 @@ pub enum Command {
     )]
     Create(FileArgs),
     /// Create objects, or bring existing ones in line with the files (client-side apply).
-    #[command(override_usage = "kubectl apply -f FILENAME [options]")]
+    #[command(
+        override_usage = "kubectl apply -f FILENAME [options]",
+        after_help = "Examples:\n  # Create what pod.yaml describes, or bring the live pod in line with it\n  kubectl apply -f pod.yaml\n\n  # Every manifest in a directory\n  kubectl apply -f manifests/"
+    )]
     Apply(FileArgs),
     /// Delete objects by type and name, by label, every one of a type, or those in files.
     #[command(
-        override_usage = "kubectl delete ([-f FILENAME] | TYPE [(NAME | -l label | --all)]) [options]"
+        override_usage = "kubectl delete ([-f FILENAME] | TYPE [(NAME | -l label | --all)]) [options]",
+        after_help = "Examples:\n  # One pod, waiting until it is gone\n  kubectl delete pod web\n\n  # Every pod labelled app=web, at once\n  kubectl delete pods -l app=web --grace-period=0 --force"
     )]
     Delete(DeleteArgs),
     /// Show an object in detail, with its recent events.
     #[command(
-        override_usage = "kubectl describe (-f FILENAME | TYPE [NAME_PREFIX | -l label] | TYPE/NAME) [options]"
+        override_usage = "kubectl describe (-f FILENAME | TYPE [NAME_PREFIX | -l label] | TYPE/NAME) [options]",
+        after_help = "Examples:\n  # A pod: its containers, their states and restarts, and what happened to it\n  kubectl describe pod web\n\n  # Every node\n  kubectl describe nodes"
     )]
     Describe(DescribeArgs),
     /// Print the logs of a container in a pod.
     #[command(
-        override_usage = "kubectl logs [-f] [-p] (POD | TYPE/NAME) [-c CONTAINER] [options]"
+        override_usage = "kubectl logs [-f] [-p] (POD | TYPE/NAME) [-c CONTAINER] [options]",
+        after_help = "Examples:\n  # The log of the pod's only container, following it\n  kubectl logs -f web\n\n  # What container two wrote before its last restart\n  kubectl logs web -c two -p"
     )]
     Logs(LogsArgs),
     /// Run a command in a container.
     #[command(
-        override_usage = "kubectl exec (POD | TYPE/NAME) [-c CONTAINER] [flags] -- COMMAND [args...] [options]"
+        override_usage = "kubectl exec (POD | TYPE/NAME) [-c CONTAINER] [flags] -- COMMAND [args...] [options]",
+        after_help = "Examples:\n  # A shell in container one, with a terminal\n  kubectl exec -it web -c one -- sh\n\n  # One command; its exit code becomes kubectl's\n  kubectl exec web -- ls /"
     )]
     Exec(ExecArgs),
     /// Connect to the output (and, with -i, the input) of a running container.
@@ -93,15 +100,20 @@ pub enum Command {
     /// Forward local ports to a pod.
     #[command(
         name = "port-forward",
-        override_usage = "kubectl port-forward TYPE/NAME [options] [LOCAL_PORT:]REMOTE_PORT [...[LOCAL_PORT_N:]REMOTE_PORT_N]"
+        override_usage = "kubectl port-forward TYPE/NAME [options] [LOCAL_PORT:]REMOTE_PORT [...[LOCAL_PORT_N:]REMOTE_PORT_N]",
+        after_help = "Examples:\n  # Local port 8080 to the pod port 8080, and a free local port to 9000\n  kubectl port-forward web 8080 :9000"
     )]
     PortForward(PortForwardArgs),
     /// Edit an object in your editor and save it back to the server.
-    #[command(override_usage = "kubectl edit (RESOURCE/NAME | -f FILENAME) [options]")]
+    #[command(
+        override_usage = "kubectl edit (RESOURCE/NAME | -f FILENAME) [options]",
+        after_help = "Examples:\n  # Opens the pod in $KUBE_EDITOR (else $EDITOR, else vi); saving sends the change\n  kubectl edit pod web"
+    )]
     Edit(EditArgs),
     /// Add, change or remove labels of objects.
     #[command(
-        override_usage = "kubectl label [--overwrite] (-f FILENAME | TYPE NAME) KEY_1=VAL_1 ... KEY_N=VAL_N [options]"
+        override_usage = "kubectl label [--overwrite] (-f FILENAME | TYPE NAME) KEY_1=VAL_1 ... KEY_N=VAL_N [options]",
+        after_help = "Examples:\n  # Add a label, then remove it\n  kubectl label pod web tier=front\n  kubectl label pod web tier-"
     )]
     Label(LabelArgs),
     /// Add, change or remove annotations of objects.
@@ -120,7 +132,10 @@ pub enum Command {
     )]
     Run(RunArgs),
     /// Describe the fields of a resource, from the server's OpenAPI schema.
-    #[command(override_usage = "kubectl explain TYPE[.FIELD...] [options]")]
+    #[command(
+        override_usage = "kubectl explain TYPE[.FIELD...] [options]",
+        after_help = "Examples:\n  # What a pod is, and its top-level fields\n  kubectl explain pod\n\n  # One field deep inside\n  kubectl explain pod.spec.containers.image"
+    )]
     Explain(ExplainArgs),
     /// List the resource types the server serves.
     #[command(name = "api-resources")]

@@ -485,7 +485,10 @@ fn container(w: &mut Writer, c: &Value, st: Option<&Value>) {
                 "rw".to_string()
             };
             if !s(m, &["subPath"]).is_empty() {
-                flags.push_str(&format!(",path={:?}", s(m, &["subPath"])));
+                flags.push_str(&format!(
+                    ",path={}",
+                    api::validation::go_quote(s(m, &["subPath"]))
+                ));
             }
             w.line(
                 3,

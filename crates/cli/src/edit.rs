@@ -10,6 +10,7 @@ use crate::get::{self, get_value, name_of};
 use crate::mutate::three_way;
 use crate::output;
 use crate::Error;
+use api::validation::go_quote;
 
 const HEADER: &str = "# Please edit the object below. Lines beginning with a '#' will be ignored,\n# and an empty file will abort the edit. If an error occurs while saving this file will be\n# reopened with the relevant failures.\n#\n";
 
@@ -29,7 +30,7 @@ fn editor_command(file: &std::path::Path) -> Vec<String> {
         return parts;
     }
     let shell = std::env::var("SHELL").unwrap_or_else(|_| "/bin/bash".to_string());
-    vec![shell, "-c".into(), format!("{editor} {path:?}")]
+    vec![shell, "-c".into(), format!("{editor} {}", go_quote(&path))]
 }
 
 fn launch(file: &std::path::Path) -> Result<(), Error> {
@@ -37,11 +38,16 @@ fn launch(file: &std::path::Path) -> Result<(), Error> {
     let status = std::process::Command::new(&cmd[0])
         .args(&cmd[1..])
         .status()
-        .map_err(|_| Error::other(format!("unable to launch the editor {:?}", cmd.join(" "))))?;
+        .map_err(|_| {
+            Error::other(format!(
+                "unable to launch the editor {}",
+                go_quote(&cmd.join(" "))
+            ))
+        })?;
     if !status.success() {
         return Err(Error::other(format!(
-            "there was a problem with the editor {:?}",
-            cmd.join(" ")
+            "there was a problem with the editor {}",
+            go_quote(&cmd.join(" "))
         )));
     }
     Ok(())
@@ -97,8 +103,8 @@ pub async fn run(ctx: &Context, args: EditArgs) -> Result<(), Error> {
             if *prev == stripped {
                 let kept = file.keep().map_err(|e| Error::other(e.error))?;
                 eprintln!(
-                    "A copy of your changes has been stored to {:?}",
-                    kept.display().to_string()
+                    "A copy of your changes has been stored to {}",
+                    go_quote(&kept.display().to_string())
                 );
                 return Err(Error::other("Edit cancelled, no valid changes were saved."));
             }
@@ -179,8 +185,8 @@ pub async fn run(ctx: &Context, args: EditArgs) -> Result<(), Error> {
                     resource.qualified_plural()
                 );
                 eprintln!(
-                    "The edits you made on deleted resources have been saved to {:?}",
-                    kept.display().to_string()
+                    "The edits you made on deleted resources have been saved to {}",
+                    go_quote(&kept.display().to_string())
                 );
                 return Err(Error::Reported(1));
             }
