@@ -520,7 +520,10 @@ async fn modify(
                 (decoded.object, decoded.warnings)
             }
         };
-        let pinned = meta::resource_version(&new).map(str::to_string);
+        // "0", like none at all, makes an update unconditional (Kubernetes parses both as 0).
+        let pinned = meta::resource_version(&new)
+            .filter(|rv| *rv != "0")
+            .map(str::to_string);
         if let Some(rv) = &pinned {
             if rv.parse::<i64>().ok() != Some(current.mod_revision) {
                 return Err(ApiError::stale(

@@ -75,15 +75,65 @@ const HEALTH_CHECKS: &[&str] = &[
     "poststarthook/start-system-namespaces-controller",
 ];
 
-fn health(kind: &str, q: &Query) -> Response {
-    let mut resp = if q.get("verbose").is_some() {
-        let mut body = String::new();
-        for c in HEALTH_CHECKS {
-            if kind == "livez" && *c == "informer-sync" {
-                continue;
+/// How long a health check may take before it counts as failed.
+const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// One named check: `Err` says why it failed (logged; the response withholds it, as
+/// kube-apiserver's does).
+async fn check(server: &Server, name: &str) -> Result<(), String> {
+    let store_revision = || tokio::time::timeout(CHECK_TIMEOUT, server.store.current_revision());
+    match name {
+        "etcd" => match store_revision().await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(err)) => Err(format!("the datastore failed: {err}")),
+            Err(_) => Err("the datastore did not answer in time".into()),
+        },
+        // The watch cache has applied everything the store holds. When the store cannot be
+        // asked, the etcd check reports that.
+        "informer-sync" => match store_revision().await {
+            Ok(Ok(revision)) => {
+                match tokio::time::timeout(CHECK_TIMEOUT, server.cache.wait_for(revision)).await {
+                    Ok(true) => Ok(()),
+                    _ => Err(format!(
+                        "the watch cache is at revision {}, the store at {revision}",
+                        server.cache.revision()
+                    )),
+                }
             }
-            body.push_str(&format!("[+]{c} ok\n"));
+            _ => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
+
+/// `/healthz`, `/livez`, `/readyz` and their single checks (`/readyz/etcd`): 200 `ok` when every
+/// check passes, else 500 with each check's result, as kube-apiserver answers.
+async fn health(server: &Server, kind: &str, only: Option<&str>, q: &Query) -> Response {
+    let names: Vec<&str> = HEALTH_CHECKS
+        .iter()
+        .copied()
+        .filter(|c| !(kind == "livez" && *c == "informer-sync"))
+        .filter(|c| only.is_none_or(|o| o == *c))
+        .collect();
+    if names.is_empty() {
+        return not_found_text();
+    }
+    let results = futures::future::join_all(names.iter().map(|n| check(server, n))).await;
+    let failed = results.iter().any(Result::is_err);
+    let mut body = String::new();
+    for (name, result) in names.iter().zip(&results) {
+        match result {
+            Ok(()) => body.push_str(&format!("[+]{name} ok\n")),
+            Err(reason) => {
+                tracing::warn!(check = name, %reason, "{kind} check failed");
+                body.push_str(&format!("[-]{name} failed: reason withheld\n"));
+            }
         }
+    }
+    let mut resp = if failed {
+        body.push_str(&format!("{kind} check failed\n"));
+        h::text(500, body)
+    } else if q.get("verbose").is_some() {
         body.push_str(&format!("{kind} check passed\n"));
         h::text(200, body)
     } else {
@@ -123,7 +173,10 @@ async fn route(server: &Arc<Server>, req: Request) -> (Response, String, String)
         ["version"] => return plain(h::json(200, &version())),
         // The CA, unauthenticated, for agents that check it against their join token's hash.
         ["cacerts"] => return plain(h::text(200, server.pki.ca.cert_pem.clone())),
-        [kind @ ("healthz" | "livez" | "readyz"), ..] => return plain(health(kind, &q)),
+        [kind @ ("healthz" | "livez" | "readyz"), rest @ ..] => {
+            let only = (!rest.is_empty()).then(|| rest.join("/"));
+            return plain(health(server, kind, only.as_deref(), &q).await);
+        }
         ["metrics"] => {
             let mut counts: BTreeMap<String, usize> = BTreeMap::new();
             for r in RESOURCES.iter().filter(|r| r.group != "events.k8s.io") {

@@ -334,3 +334,87 @@ fn generator_commands_that_send_protobuf_work() {
         assert_eq!(phase.ok(), "Active");
     }
 }
+
+#[test]
+fn an_update_without_a_resource_version_or_with_zero_is_unconditional() {
+    let c = Cluster::start();
+    create_pod(&c, "plain", "");
+    let (_, body) = c.curl("GET", &format!("{PODS}/plain"), &[], None, false);
+    let mut pod = json(&body);
+    let stale = pod["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Another writer gets in first.
+    c.kubectl(&["label", "pod", "plain", "first=1"]).ok();
+    for (rv, label) in [(Some("0"), "zero"), (None, "none")] {
+        match rv {
+            Some(rv) => pod["metadata"]["resourceVersion"] = rv.into(),
+            None => {
+                pod["metadata"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("resourceVersion");
+            }
+        }
+        pod["metadata"]["labels"] = serde_json::json!({ "by": label });
+        let f = c.file("put.json", &pod.to_string());
+        let (code, body) = c.curl("PUT", &format!("{PODS}/plain"), &[CT], Some(&f), false);
+        assert_eq!(code, 200, "resourceVersion {rv:?}: {body}");
+        assert_eq!(json(&body)["metadata"]["labels"]["by"], label);
+    }
+    // A real, stale resourceVersion is still a precondition.
+    pod["metadata"]["resourceVersion"] = stale.into();
+    let f = c.file("put.json", &pod.to_string());
+    let (code, body) = c.curl("PUT", &format!("{PODS}/plain"), &[CT], Some(&f), false);
+    assert_eq!(code, 409, "{body}");
+    assert!(json(&body)["message"]
+        .as_str()
+        .unwrap()
+        .contains("the object has been modified"));
+}
+
+/// Sends a signal to a process by pid (the test's etcd).
+fn signal(pid: u32, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {sig} {pid}");
+}
+
+#[test]
+fn readyz_and_livez_fail_while_the_datastore_is_away_and_name_the_check() {
+    let etcd = store::conformance::EtcdServer::start()
+        .expect("a real etcd is needed (the project's setup installs etcd-server)");
+    let c = Cluster::start_with(&["--datastore", "etcd", "--etcd-endpoints", &etcd.endpoint]);
+    let (code, body) = c.curl("GET", "/readyz", &[], None, true);
+    assert_eq!((code, body.as_str()), (200, "ok"));
+    // etcd stops answering (paused, so it can come back; dropping the handle kills it anyway).
+    signal(etcd.pid(), "-STOP");
+    struct Resume(u32);
+    impl Drop for Resume {
+        fn drop(&mut self) {
+            signal(self.0, "-CONT");
+        }
+    }
+    let resume = Resume(etcd.pid());
+    for kind in ["readyz", "livez"] {
+        let (code, body) = c.curl("GET", &format!("/{kind}"), &[], None, true);
+        assert_eq!(code, 500, "{body}");
+        assert!(body.contains("[+]ping ok\n"), "{body}");
+        assert!(body.contains("[-]etcd failed: reason withheld\n"), "{body}");
+        assert!(body.ends_with(&format!("{kind} check failed\n")), "{body}");
+    }
+    let (code, body) = c.curl("GET", "/readyz/ping", &[], None, true);
+    assert_eq!((code, body.as_str()), (200, "ok"));
+    let (code, _) = c.curl("GET", "/readyz/etcd", &[], None, true);
+    assert_eq!(code, 500);
+    drop(resume);
+    let back = eventually(20, || {
+        let (code, body) = c.curl("GET", "/readyz?verbose", &[], None, true);
+        (code == 200).then_some(body)
+    })
+    .expect("/readyz did not recover when etcd came back");
+    assert!(back.contains("[+]etcd ok\n[+]informer-sync ok\n"), "{back}");
+}

@@ -250,6 +250,13 @@ impl EtcdServer {
     }
 }
 
+impl EtcdServer {
+    /// The etcd process, for tests that pause it (SIGSTOP) to see who notices.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 /// etcd's `/health` endpoint answers `"health":"true"` once it can serve writes.
 fn healthy(port: u16) -> bool {
     use std::io::{Read, Write};
