@@ -1,6 +1,7 @@
 //! What happens to a running pod over time: its logs as `kubectl logs` asks for them (flags and
 //! Kubernetes' error texts), condition times, CPU limits the kernel enforces, an OOM kill seen the
-//! same way every time, and `activeDeadlineSeconds`.
+//! same way every time, `activeDeadlineSeconds`, and the restart policies with the phases they
+//! lead to.
 
 mod common;
 
@@ -340,4 +341,48 @@ fn active_deadline_ends_the_pod() {
         "{}",
         events.stdout
     );
+}
+
+#[test]
+fn restart_policies_end_pods_in_the_phase_kubernetes_gives() {
+    require_container_host();
+    let c = Cluster::start_with_agent(&[]);
+    // (name, restartPolicy, exit code, phase it ends in — None: it keeps restarting)
+    let cases = [
+        ("never-ok", "Never", 0, Some("Succeeded")),
+        ("never-fails", "Never", 3, Some("Failed")),
+        ("onfailure-ok", "OnFailure", 0, Some("Succeeded")),
+        ("onfailure-fails", "OnFailure", 1, None),
+    ];
+    for (name, policy, code, _) in cases {
+        let command = format!("    command: [\"sh\", \"-c\", \"exit {code}\"]\n");
+        let spec = format!("  restartPolicy: {policy}\n  terminationGracePeriodSeconds: 1\n");
+        c.file(&format!("{name}.yaml"), &pod_yaml(name, &command, &spec));
+        c.kubectl(&["create", "-f", &format!("{name}.yaml")]).ok();
+    }
+    for (name, _, code, phase) in cases {
+        let wanted = match phase {
+            Some(phase) => format!("{phase} 0 {code}"),
+            // OnFailure restarts a failed container: the pod stays Running and counts restarts.
+            None => "Running 2".to_string(),
+        };
+        let path = "jsonpath={.status.phase} {.status.containerStatuses[0].restartCount} {.status.containerStatuses[0].state.terminated.exitCode}";
+        let seen = eventually(60, || {
+            let out = c.kubectl(&["get", "pod", name, "-o", path]);
+            out.stdout.trim_end().starts_with(&wanted).then_some(())
+        });
+        assert!(
+            seen.is_some(),
+            "{name} never showed {wanted:?}:\n{}",
+            c.kubectl(&["describe", "pod", name]).stdout
+        );
+    }
+    let reason = c.kubectl(&[
+        "get",
+        "pod",
+        "never-fails",
+        "-o",
+        "jsonpath={.status.containerStatuses[0].state.terminated.reason}",
+    ]);
+    assert_eq!(reason.ok(), "Error");
 }

@@ -9,6 +9,7 @@
 pub mod fake;
 pub mod host;
 pub mod join;
+pub mod lifecycle;
 pub mod logs;
 pub mod pods;
 pub mod server;

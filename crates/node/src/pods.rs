@@ -19,12 +19,10 @@ use runtime::sandbox::{self, NetworkConfig, Sandbox};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
+use crate::lifecycle::{self, CrashBackoff, RestartPolicy};
+
 /// How long a stopped container's exit code may take to appear in conmon's exit file.
 const EXIT_FILE_WAIT: Duration = Duration::from_secs(2);
-/// Back-off after a container fails: 10 s doubling to 5 min, reset after 10 min of running.
-const BACKOFF_INITIAL: Duration = Duration::from_secs(10);
-const BACKOFF_MAX: Duration = Duration::from_secs(300);
-const BACKOFF_RESET: Duration = Duration::from_secs(600);
 
 /// What every pod worker shares.
 pub struct Node {
@@ -58,7 +56,7 @@ struct ContainerTrack {
     /// The terminated state of the last instance (`lastState` / `state.terminated`).
     last_terminated: Option<Value>,
     restarts: i32,
-    backoff: Option<Duration>,
+    backoff: CrashBackoff,
     retry_at: Option<Instant>,
     /// The wait before the pending restart.
     delay: Duration,
@@ -76,10 +74,7 @@ struct ContainerTrack {
 impl ContainerTrack {
     /// Schedules the next start attempt after a failure: 10 s doubling to 5 min.
     fn start_failed(&mut self) {
-        let next = match self.start_backoff {
-            None => BACKOFF_INITIAL,
-            Some(d) => (d * 2).min(BACKOFF_MAX),
-        };
+        let next = lifecycle::doubled(self.start_backoff);
         self.start_backoff = Some(next);
         self.start_retry_at = Some(Instant::now() + next);
     }
@@ -226,12 +221,9 @@ pub async fn worker(node: Arc<Node>, mut updates: watch::Receiver<Pod>) {
         if let Some(sb) = &sandbox {
             // Past its deadline the pod only records how its containers ended.
             let restart_policy = if deadline_exceeded {
-                "Never".to_string()
+                RestartPolicy::Never
             } else {
-                pod.spec
-                    .as_ref()
-                    .and_then(|s| s.restart_policy.clone())
-                    .unwrap_or_else(|| "Always".into())
+                RestartPolicy::parse(pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()))
             };
             let containers: Vec<Container> = pod
                 .spec
@@ -240,7 +232,7 @@ pub async fn worker(node: Arc<Node>, mut updates: watch::Receiver<Pod>) {
                 .unwrap_or_default();
             for c in &containers {
                 let track = tracks.entry(c.name.clone()).or_default();
-                soon |= reconcile_container(&node, &pod, sb, c, track, &restart_policy).await;
+                soon |= reconcile_container(&node, &pod, sb, c, track, restart_policy).await;
             }
         }
         let mut status = pod_status(&node, &pod, sandbox.as_ref(), &tracks);
@@ -279,7 +271,7 @@ async fn reconcile_container(
     sb: &Sandbox,
     c: &Container,
     track: &mut ContainerTrack,
-    policy: &str,
+    policy: RestartPolicy,
 ) -> bool {
     let field = Some(format!("spec.containers{{{}}}", c.name));
     // Is the current instance still running?
@@ -289,11 +281,8 @@ async fn reconcile_container(
             .as_ref()
             .is_some_and(|s| s.status == "running" || s.status == "created")
         {
-            if track
-                .running_since
-                .is_some_and(|t| t.elapsed() > BACKOFF_RESET)
-            {
-                track.backoff = None;
+            if let Some(since) = track.running_since {
+                track.backoff.ran_for(since.elapsed());
             }
             let wanted = c.image.as_deref().unwrap_or("");
             if !inst.image.is_empty() && inst.image != wanted && !track.replacing {
@@ -324,13 +313,7 @@ async fn reconcile_container(
             None => 0,
         };
         track.exit_seen = None;
-        let reason = if oom {
-            "OOMKilled"
-        } else if code == 0 {
-            "Completed"
-        } else {
-            "Error"
-        };
+        let reason = lifecycle::termination_reason(oom, code);
         track.last_terminated = Some(json!({
             "exitCode": code,
             "reason": reason,
@@ -349,13 +332,7 @@ async fn reconcile_container(
         let rt = node.runtime.clone();
         let id = inst.id.clone();
         let _ = tokio::task::spawn_blocking(move || rt.delete(&id)).await;
-        let restart = track.replacing
-            || match policy {
-                "Always" => true,
-                "OnFailure" => code != 0,
-                _ => false,
-            };
-        if !restart {
+        if !(track.replacing || policy.restarts(code.into())) {
             return false;
         }
         // The first restart is immediate; then 10 s, doubling up to 5 min. A container stopped
@@ -363,12 +340,7 @@ async fn reconcile_container(
         let delay = if track.replacing {
             Duration::ZERO
         } else {
-            let delay = track.backoff.unwrap_or(Duration::ZERO);
-            track.backoff = Some(match track.backoff {
-                None => BACKOFF_INITIAL,
-                Some(d) => (d * 2).min(BACKOFF_MAX),
-            });
-            delay
+            track.backoff.next_delay()
         };
         track.retry_at = Some(Instant::now() + delay);
         track.delay = delay;
@@ -378,19 +350,12 @@ async fn reconcile_container(
         return true;
     }
     if track.last_terminated.is_some() && track.current.is_none() {
-        let restart = track.replacing
-            || match policy {
-                "Always" => true,
-                "OnFailure" => {
-                    track
-                        .last_terminated
-                        .as_ref()
-                        .and_then(|t| t["exitCode"].as_i64())
-                        != Some(0)
-                }
-                _ => false,
-            };
-        if !restart {
+        let code = track
+            .last_terminated
+            .as_ref()
+            .and_then(|t| t["exitCode"].as_i64())
+            .unwrap_or(-1);
+        if !(track.replacing || policy.restarts(code)) {
             return false;
         }
         if let Some(at) = track.retry_at {
@@ -960,17 +925,13 @@ fn pod_status(
         }
         statuses.push(s);
     }
-    let phase = if terminated_all && !containers.is_empty() {
-        if failed_any {
-            "Failed"
-        } else {
-            "Succeeded"
-        }
-    } else if running > 0 || tracks.values().any(|t| t.restarts > 0) {
-        "Running"
-    } else {
-        "Pending"
-    };
+    let phase = lifecycle::phase(lifecycle::Containers {
+        total: containers.len(),
+        all_ended: terminated_all,
+        any_failed: failed_any,
+        running,
+        restarted: tracks.values().any(|t| t.restarts > 0),
+    });
     let flag = |b: bool| if b { "True" } else { "False" };
     let now = now_rfc3339();
     let conditions = json!([
