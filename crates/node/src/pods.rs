@@ -276,7 +276,21 @@ async fn reconcile_container(
     let field = Some(format!("spec.containers{{{}}}", c.name));
     // Is the current instance still running?
     if let Some(inst) = track.current.clone() {
-        let state = node.runtime.state(&inst.id).ok().flatten();
+        // Asked off the executor. A runtime that cannot answer says nothing about the container:
+        // it is not taken for gone (that would record a made-up exit), only asked again on the
+        // next round.
+        let (rt, id) = (node.runtime.clone(), inst.id.clone());
+        let state = match tokio::task::spawn_blocking(move || rt.state(&id)).await {
+            Ok(Ok(state)) => state,
+            Ok(Err(err)) => {
+                tracing::warn!(container = %c.name, %err, "the runtime could not tell the container's state");
+                return false;
+            }
+            Err(err) => {
+                tracing::warn!(container = %c.name, %err, "asking the runtime failed");
+                return false;
+            }
+        };
         if state
             .as_ref()
             .is_some_and(|s| s.status == "running" || s.status == "created")

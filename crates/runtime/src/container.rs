@@ -14,6 +14,9 @@ use serde::Deserialize;
 
 use crate::{Error, Result};
 
+/// How long one OCI runtime command may take before it is killed.
+pub const COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Where the runtime binaries are and where their state lives.
 #[derive(Clone, Debug)]
 pub struct Runtime {
@@ -26,6 +29,8 @@ pub struct Runtime {
     pub exits: PathBuf,
     /// conmon's attach sockets.
     pub sockets: PathBuf,
+    /// How long one OCI runtime command may take ([`COMMAND_TIMEOUT`]).
+    pub command_timeout: std::time::Duration,
 }
 
 /// Whether a container's stdin stays open for `kubectl attach -i`.
@@ -96,6 +101,7 @@ impl Runtime {
             root: state_dir.join("oci"),
             exits: state_dir.join("exits"),
             sockets: state_dir.join("sockets"),
+            command_timeout: COMMAND_TIMEOUT,
         };
         for d in [&rt.root, &rt.exits, &rt.sockets] {
             std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
@@ -203,16 +209,40 @@ impl Runtime {
         }
     }
 
+    /// Runs the OCI runtime; one that does not answer within `command_timeout` is killed and
+    /// reported as an error, so that no caller waits forever on a hung runtime.
     fn run(&self, args: &[&str]) -> Result<String> {
-        let out = self.oci().args(args).output().map_err(|e| Error::Command {
-            command: format!("{} {}", self.oci_runtime.display(), args.join(" ")),
-            message: e.to_string(),
-        })?;
+        let command = format!("{} {}", self.oci_runtime.display(), args.join(" "));
+        let failed = |message: String| Error::Command {
+            command: command.clone(),
+            message,
+        };
+        let child = self
+            .oci()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| failed(e.to_string()))?;
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        let out = match rx.recv_timeout(self.command_timeout) {
+            Ok(result) => result.map_err(|e| failed(e.to_string()))?,
+            Err(_) => {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                return Err(failed(format!(
+                    "no answer within {} ms; killed",
+                    self.command_timeout.as_millis()
+                )));
+            }
+        };
         if !out.status.success() {
-            return Err(Error::Command {
-                command: format!("{} {}", self.oci_runtime.display(), args.join(" ")),
-                message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            });
+            return Err(failed(
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            ));
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
@@ -280,5 +310,67 @@ impl Runtime {
             .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
             .filter_map(|e| e.file_name().into_string().ok())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A runtime whose OCI binary is the shell script `body`.
+    fn scripted(dir: &Path, body: &str) -> Runtime {
+        let script = dir.join("oci");
+        std::fs::write(&script, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Runtime {
+            oci_runtime: script,
+            conmon: PathBuf::from("/bin/false"),
+            root: dir.join("root"),
+            exits: dir.join("exits"),
+            sockets: dir.join("sockets"),
+            command_timeout: std::time::Duration::from_millis(300),
+        }
+    }
+
+    /// `rt.state(id)`, again while the script just written is still open in a process another
+    /// test forked at that moment (ETXTBSY).
+    fn state(rt: &Runtime, id: &str) -> Result<Option<State>> {
+        for _ in 0..100 {
+            match rt.state(id) {
+                Err(e) if e.to_string().contains("Text file busy") => {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                other => return other,
+            }
+        }
+        rt.state(id)
+    }
+
+    #[test]
+    fn a_runtime_that_hangs_is_an_error_not_a_missing_container() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = scripted(dir.path(), "sleep 30");
+        let started = std::time::Instant::now();
+        let err = state(&rt, "c1").unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert!(err.to_string().contains("no answer within 300 ms"), "{err}");
+    }
+
+    #[test]
+    fn states_and_unknown_containers_are_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = scripted(
+            dir.path(),
+            r#"case "$4" in known) echo '{"id":"known","status":"running","pid":7}';; *) echo "container does not exist" >&2; exit 1;; esac"#,
+        );
+        assert_eq!(state(&rt, "known").unwrap().unwrap().status, "running");
+        assert_eq!(state(&rt, "gone").unwrap(), None);
+        let other = tempfile::tempdir().unwrap();
+        let broken = scripted(other.path(), "echo 'permission denied' >&2; exit 1");
+        assert!(
+            state(&broken, "x").is_err(),
+            "a failing runtime is not a gone container"
+        );
     }
 }
