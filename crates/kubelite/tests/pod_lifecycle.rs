@@ -386,3 +386,66 @@ fn restart_policies_end_pods_in_the_phase_kubernetes_gives() {
     ]);
     assert_eq!(reason.ok(), "Error");
 }
+
+#[test]
+fn deletion_asks_with_sigterm_and_forces_with_sigkill_after_the_grace_period() {
+    require_container_host();
+    let c = Cluster::start_with_agent(&[]);
+    // One container ends when asked; the other ignores SIGTERM and must be killed.
+    let polite = "    command: [\"sh\", \"-c\", \"trap 'echo got TERM; exit 0' TERM; echo ready; while :; do sleep 0.1; done\"]\n";
+    let stubborn = "    command: [\"sh\", \"-c\", \"trap '' TERM; echo ready; while :; do sleep 0.1; done\"]\n";
+    let grace = "  terminationGracePeriodSeconds: 3\n";
+    c.file("polite.yaml", &pod_yaml("polite", polite, grace));
+    c.file("stubborn.yaml", &pod_yaml("stubborn", stubborn, grace));
+    for f in ["polite.yaml", "stubborn.yaml"] {
+        c.kubectl(&["create", "-f", f]).ok();
+    }
+    for pod in ["polite", "stubborn"] {
+        wait_running(&c, pod);
+        let ready = eventually(20, || {
+            c.kubectl(&["logs", pod])
+                .stdout
+                .contains("ready")
+                .then_some(())
+        });
+        assert!(ready.is_some(), "{pod} did not start its loop");
+    }
+    // Follow the polite container's log through its deletion to see it got SIGTERM.
+    let mut follow = c
+        .kubectl_cmd(std::path::Path::new(KUBECTL))
+        .args(["logs", "-f", "polite"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = lines_of(follow.stdout.take().unwrap());
+    let timed_delete = |pod: &str| {
+        let started = std::time::Instant::now();
+        c.kubectl(&["delete", "pod", pod]).ok();
+        started.elapsed()
+    };
+    let quick = timed_delete("polite");
+    let forced = timed_delete("stubborn");
+    let _ = follow.kill();
+    let _ = follow.wait();
+    let log: Vec<String> = lines.try_iter().collect();
+    assert!(log.iter().any(|l| l == "got TERM"), "{log:?}");
+    assert!(
+        quick < Duration::from_millis(2500),
+        "the polite pod took {quick:?}"
+    );
+    assert!(
+        forced >= Duration::from_millis(2800) && forced < Duration::from_secs(15),
+        "the stubborn pod took {forced:?} (grace period 3 s)"
+    );
+    for pod in ["polite", "stubborn"] {
+        let events = c.kubectl(&[
+            "get",
+            "events",
+            "--field-selector",
+            &format!("involvedObject.name={pod},reason=Killing"),
+            "-o",
+            "jsonpath={.items[*].message}",
+        ]);
+        assert_eq!(events.ok(), "Stopping container kuard", "{pod}");
+    }
+}
