@@ -81,6 +81,28 @@ pub fn termination_reason(oom_killed: bool, code: i32) -> &'static str {
     }
 }
 
+/// What to do about a container's image before starting it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageAction {
+    /// Pull it (policy `Always`, or missing with `IfNotPresent`).
+    Pull,
+    /// Use the image on the node.
+    UsePresent,
+    /// Missing, and `Never` forbids pulling: `ErrImageNeverPull`.
+    NeverPull,
+}
+
+/// `imagePullPolicy` against whether the node has the image (the API has already defaulted
+/// the policy: `Always` for `:latest` or no tag, else `IfNotPresent`).
+pub fn image_action(policy: Option<&str>, present: bool) -> ImageAction {
+    match (policy.unwrap_or("IfNotPresent"), present) {
+        ("Always", _) => ImageAction::Pull,
+        (_, true) => ImageAction::UsePresent,
+        ("Never", false) => ImageAction::NeverPull,
+        (_, false) => ImageAction::Pull,
+    }
+}
+
 /// What the pod's containers add up to, as the kubelet reports it.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Containers {
@@ -167,6 +189,27 @@ mod tests {
             })
             .collect();
         assert_eq!(waits, [10, 20, 40, 80, 160, 300, 300]);
+    }
+
+    #[test]
+    fn pull_policies_decide_whether_to_pull() {
+        use ImageAction::*;
+        let cases = [
+            (Some("Always"), true, Pull),
+            (Some("Always"), false, Pull),
+            (Some("IfNotPresent"), true, UsePresent),
+            (Some("IfNotPresent"), false, Pull),
+            (Some("Never"), true, UsePresent),
+            (Some("Never"), false, NeverPull),
+            (None, false, Pull),
+        ];
+        for (policy, present, want) in cases {
+            assert_eq!(
+                image_action(policy, present),
+                want,
+                "{policy:?} present={present}"
+            );
+        }
     }
 
     #[test]

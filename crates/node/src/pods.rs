@@ -650,10 +650,10 @@ async fn start_container(
         }
         return;
     }
-    let policy = c.image_pull_policy.clone().unwrap_or_default();
-    let mut present = resolve(node, &image_ref).await.is_ok();
+    let present = resolve(node, &image_ref).await.is_ok();
+    let action = lifecycle::image_action(c.image_pull_policy.as_deref(), present);
     let mut pulled = None;
-    if policy == "Always" || (!present && policy != "Never") {
+    if action == lifecycle::ImageAction::Pull {
         node.event(
             pod,
             EventType::Normal,
@@ -663,10 +663,7 @@ async fn start_container(
         )
         .await;
         match pull(node, &image_ref).await {
-            Ok(summary) => {
-                present = true;
-                pulled = Some(summary);
-            }
+            Ok(summary) => pulled = Some(summary),
             Err(err) => {
                 let message = format!("failed to pull and unpack image \"{image_ref}\": {err}");
                 let note = format!("Failed to pull image \"{image_ref}\": {message}");
@@ -686,7 +683,7 @@ async fn start_container(
             }
         }
     }
-    if !present {
+    if action == lifecycle::ImageAction::NeverPull {
         let message =
             format!("Container image \"{image_ref}\" is not present with pull policy of Never");
         node.event(
