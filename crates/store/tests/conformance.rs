@@ -41,3 +41,39 @@ async fn etcd_passes_the_storage_suite() {
         .expect("connect to etcd");
     run_all(&store, "/registry/test").await;
 }
+
+/// A write whose `log` row cannot be stored (as on a full disk) leaves no `kv` row behind and
+/// takes no revision; the writes batched with it are unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_writes_are_whole_or_absent() {
+    use store::Store;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let before = store.create("/a", b"1".to_vec()).await.unwrap();
+    // Every insert of the key /bad into the log fails, after its kv row was written.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER no_log BEFORE INSERT ON log WHEN NEW.key = '/bad'
+             BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
+        )
+        .unwrap();
+    let (bad, good) = tokio::join!(
+        store.create("/bad", b"x".to_vec()),
+        store.create("/b", b"2".to_vec())
+    );
+    assert!(bad.is_err(), "{bad:?}");
+    assert!(
+        store.get("/bad").await.unwrap().is_none(),
+        "a kv row without its log row"
+    );
+    let good = good.unwrap();
+    assert_eq!(
+        good,
+        before + 1,
+        "the failed write must not take a revision"
+    );
+    let next = store.create("/c", b"3".to_vec()).await.unwrap();
+    assert_eq!(next, good + 1);
+}
