@@ -205,6 +205,39 @@ fn node_infos(
     infos
 }
 
+/// Drops what no filter, score or event reads before a pod is kept, so that the scheduler's copy
+/// of every pod in the cluster stays small: annotations, managed fields, container statuses, and
+/// each container's command, environment, ports and mounts (only its resources count).
+fn keep_what_scheduling_reads(pod: &mut Pod) {
+    pod.metadata.annotations = None;
+    pod.metadata.managed_fields = None;
+    if let Some(status) = pod.status.as_mut() {
+        status.container_statuses = None;
+        status.init_container_statuses = None;
+        status.ephemeral_container_statuses = None;
+    }
+    if let Some(spec) = pod.spec.as_mut() {
+        spec.volumes = None;
+        for c in spec
+            .containers
+            .iter_mut()
+            .chain(spec.init_containers.iter_mut().flatten())
+        {
+            c.command = None;
+            c.args = None;
+            c.env = None;
+            c.env_from = None;
+            c.ports = None;
+            c.volume_mounts = None;
+            c.liveness_probe = None;
+            c.readiness_probe = None;
+            c.startup_probe = None;
+            c.lifecycle = None;
+            c.security_context = None;
+        }
+    }
+}
+
 /// Runs the scheduler until the process ends.
 pub async fn run(client: kube::Client) {
     let (pods, pod_writer) = reflector::store::<Pod>();
@@ -221,6 +254,7 @@ pub async fn run(client: kube::Client) {
         watcher::Config::default().fields("status.phase!=Succeeded,status.phase!=Failed"),
     )
     .default_backoff()
+    .modify(keep_what_scheduling_reads)
     .reflect(pod_writer);
     tokio::spawn(async move {
         futures::pin_mut!(pod_stream);
@@ -516,6 +550,33 @@ mod tests {
             }))
             .unwrap(),
         )
+    }
+
+    #[test]
+    fn the_kept_copy_of_a_pod_schedules_as_the_pod_does() {
+        let mut pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "annotations": {"a": "b"}, "labels": {"app": "x"}},
+            "spec": {
+                "nodeSelector": {"disk": "ssd"},
+                "tolerations": [{"key": "k", "operator": "Exists"}],
+                "containers": [{"name": "c", "command": ["sh"], "env": [{"name": "A", "value": "1"}],
+                    "resources": {"requests": {"cpu": "250m", "memory": "64Mi"}}}],
+                "initContainers": [{"name": "i", "resources": {"requests": {"cpu": "1"}}}],
+            },
+            "status": {"containerStatuses": [], "conditions": [{"type": "PodScheduled", "status": "False"}]},
+        }))
+        .unwrap();
+        let before = api::resources::pod_requests(pod.spec.as_ref().unwrap());
+        keep_what_scheduling_reads(&mut pod);
+        let spec = pod.spec.as_ref().unwrap();
+        assert_eq!(api::resources::pod_requests(spec), before);
+        assert!(spec.node_selector.is_some() && spec.tolerations.is_some());
+        assert!(spec.containers[0].env.is_none() && pod.metadata.annotations.is_none());
+        assert!(pod.metadata.labels.is_some());
+        assert!(
+            pod.status.as_ref().unwrap().conditions.is_some(),
+            "FailedScheduling reads it"
+        );
     }
 
     #[test]
