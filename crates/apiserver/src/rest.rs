@@ -487,6 +487,9 @@ enum Change<'a> {
     Patch(&'a [u8], PatchType),
 }
 
+/// How long a write retries when other writers keep changing the object under it.
+const RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The read-modify-write loop shared by PUT and PATCH: retries when another writer got in
 /// between, unless the client pinned a resourceVersion.
 async fn modify(
@@ -499,7 +502,10 @@ async fn modify(
     let resource = target.resource;
     let key = target.key();
     let sub = target.subresource.as_deref();
-    for _ in 0..16 {
+    // As Kubernetes' guaranteed update does, an unpinned write tries again for as long as other
+    // writers keep getting in first (bounded by time, not by a count that many writers exhaust).
+    let deadline = std::time::Instant::now() + RETRY_FOR;
+    while std::time::Instant::now() < deadline {
         let current = server
             .store
             .get(&key)
