@@ -87,7 +87,7 @@ fn strategy(path: &[String]) -> ListStrategy {
             ListStrategy::ByKey("name")
         }
         ["spec", "hostAliases"] => ListStrategy::ByKey("ip"),
-        ["spec", "taints"] => ListStrategy::ByKey("key"),
+        // A Node's `spec.taints` is atomic (`+listType=atomic`): a patch replaces it whole.
         ["spec", "containers" | "initContainers" | "ephemeralContainers", "ports"] => {
             ListStrategy::ByKey("containerPort")
         }
@@ -292,6 +292,23 @@ mod tests {
         assert_eq!(cs[0]["name"], "one");
         assert_eq!(cs[1]["image"], "kuard:2");
         assert_eq!(cs[0]["env"][0]["name"], "A", "untouched fields stay");
+    }
+
+    #[test]
+    fn node_taints_are_replaced_whole() {
+        let node = json!({"spec": {"taints": [
+            {"key": "a", "effect": "NoSchedule"},
+            {"key": "a", "effect": "NoExecute"},
+            {"key": "b", "effect": "NoSchedule"},
+        ]}});
+        let patch = json!({"spec": {"taints": [{"key": "b", "effect": "NoSchedule"}]}});
+        let out = apply(
+            &node,
+            &serde_json::to_vec(&patch).unwrap(),
+            PatchType::Strategic,
+        )
+        .unwrap();
+        assert_eq!(out["spec"]["taints"], patch["spec"]["taints"]);
     }
 
     #[test]

@@ -420,3 +420,56 @@ fn tutorial_flows_on_etcd() {
     events(&c, kubectl);
     watch(&c, kubectl);
 }
+
+#[test]
+fn kubectl_taint_adds_and_removes_node_taints() {
+    let c = Cluster::start_with(&["--node-monitor-grace-period", "600"]);
+    c.file(
+        "node.yaml",
+        "apiVersion: v1\nkind: Node\nmetadata:\n  name: tainted\n",
+    );
+    c.kubectl(&["create", "-f", "node.yaml"]).ok();
+    for taint in [
+        "dedicated=a:NoSchedule",
+        "dedicated=a:NoExecute",
+        "other=b:NoSchedule",
+    ] {
+        c.kubectl(&["taint", "node", "tainted", taint]).ok();
+    }
+    let keys = || {
+        let out = c.kubectl(&[
+            "get",
+            "node",
+            "tainted",
+            "-o",
+            "jsonpath={range .spec.taints[*]}{.key}:{.effect} {end}",
+        ]);
+        let mut keys: Vec<String> = out.ok().split_whitespace().map(str::to_string).collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(
+        keys(),
+        [
+            "dedicated:NoExecute",
+            "dedicated:NoSchedule",
+            "node.kubernetes.io/not-ready:NoSchedule",
+            "other:NoSchedule"
+        ]
+    );
+    // Removing by key takes every effect of it, and leaves the rest (the list is atomic: kubectl
+    // sends the whole new list).
+    let out = c.kubectl(&["taint", "node", "tainted", "dedicated-"]);
+    assert!(
+        out.ok().contains("node/tainted untainted"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        keys(),
+        [
+            "node.kubernetes.io/not-ready:NoSchedule",
+            "other:NoSchedule"
+        ]
+    );
+}
