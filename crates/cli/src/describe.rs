@@ -794,6 +794,36 @@ async fn events_of(ctx: &Context, object: &Value) -> Result<Vec<Value>, Error> {
     Ok(events)
 }
 
+/// When an event first happened: its event time, else its first timestamp.
+fn first_seen(e: &Value) -> &Value {
+    if e["eventTime"].is_string() {
+        &e["eventTime"]
+    } else {
+        &e["firstTimestamp"]
+    }
+}
+
+/// `2m (x3 over 5m)` for an event seen more than once (a series, or a count above one), as
+/// describe and `kubectl events` print it.
+pub fn repeated(e: &Value, now: DateTime<Utc>) -> Option<String> {
+    let (last, count) = if e["series"].is_object() {
+        (
+            &e["series"]["lastObservedTime"],
+            e["series"]["count"].as_i64().unwrap_or(0),
+        )
+    } else {
+        match e["count"].as_i64().unwrap_or(0) {
+            n if n > 1 => (&e["lastTimestamp"], n),
+            _ => return None,
+        }
+    };
+    Some(format!(
+        "{} (x{count} over {})",
+        age(last, now),
+        age(first_seen(e), now)
+    ))
+}
+
 fn write_events(w: &mut Writer, events: &[Value], now: DateTime<Utc>) {
     if events.is_empty() {
         w.line(0, "Events:\t<none>");
@@ -803,26 +833,7 @@ fn write_events(w: &mut Writer, events: &[Value], now: DateTime<Utc>) {
     w.line(1, "Type\tReason\tAge\tFrom\tMessage");
     w.line(1, "----\t------\t----\t----\t-------");
     for e in events {
-        let first = if e["eventTime"].is_string() {
-            age(&e["eventTime"], now)
-        } else {
-            age(&e["firstTimestamp"], now)
-        };
-        let interval = if e["series"].is_object() {
-            format!(
-                "{} (x{} over {first})",
-                age(&e["series"]["lastObservedTime"], now),
-                e["series"]["count"].as_i64().unwrap_or(0)
-            )
-        } else if e["count"].as_i64().unwrap_or(0) > 1 {
-            format!(
-                "{} (x{} over {first})",
-                age(&e["lastTimestamp"], now),
-                e["count"].as_i64().unwrap_or(0)
-            )
-        } else {
-            first
-        };
+        let interval = repeated(e, now).unwrap_or_else(|| age(first_seen(e), now));
         let from = match s(e, &["source", "component"]) {
             "" => s(e, &["reportingComponent"]),
             c => c,

@@ -65,13 +65,7 @@ fn custom_columns(spec: &str) -> Result<Vec<(String, Template)>, Error> {
                     "unexpected custom-columns spec: {col}, expected <header>:<json-path-expr>"
                 ))
             })?;
-            let path = path.trim();
-            let path = if path.starts_with('{') {
-                path.to_string()
-            } else {
-                format!("{{{path}}}")
-            };
-            Ok((name.to_string(), Template::parse(&path)?))
+            Ok((name.to_string(), path_template(path.trim())?))
         })
         .collect()
 }
@@ -270,13 +264,18 @@ fn add_type(item: &mut Value, resource: &Resource) {
     }
 }
 
-fn sort_values(items: &mut [Value], sort_by: &str) -> Result<(), Error> {
-    let path = if sort_by.starts_with('{') {
-        sort_by.to_string()
+/// A bare JSONPath (`.metadata.name`, as `--sort-by` and custom columns take it) or a
+/// template (`{.metadata.name}`).
+fn path_template(sort_by: &str) -> Result<Template, Error> {
+    if sort_by.starts_with('{') {
+        Template::parse(sort_by)
     } else {
-        format!("{{{sort_by}}}")
-    };
-    let template = Template::parse(&path)?;
+        Template::parse(&format!("{{{sort_by}}}"))
+    }
+}
+
+fn sort_values(items: &mut [Value], sort_by: &str) -> Result<(), Error> {
+    let template = path_template(sort_by)?;
     items.sort_by(|a, b| compare(template.select(a).first(), template.select(b).first()));
     Ok(())
 }
@@ -332,28 +331,17 @@ impl Printer {
 
     /// Prints a server table (the header once per table).
     fn table(&mut self, resource: &Resource, table: &Value, header: bool) {
-        let wide = matches!(self.format, Format::Table { wide: true });
         let columns = table["columnDefinitions"]
             .as_array()
             .cloned()
             .unwrap_or_default();
-        let shown: Vec<usize> = columns
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| wide || c["priority"].as_i64().unwrap_or(0) == 0)
-            .map(|(i, _)| i)
-            .collect();
+        let shown = self.shown_columns(&columns);
         let mut rows = table["rows"].as_array().cloned().unwrap_or_default();
         if rows.is_empty() {
             return;
         }
         if let Some(sort) = &self.sort_by {
-            let path = if sort.starts_with('{') {
-                sort.clone()
-            } else {
-                format!("{{{sort}}}")
-            };
-            if let Ok(t) = Template::parse(&path) {
+            if let Ok(t) = path_template(sort) {
                 rows.sort_by(|a, b| {
                     compare(
                         t.select(&a["object"]).first(),
@@ -370,19 +358,7 @@ impl Printer {
         }
         self.tables += 1;
         if header && !self.no_headers && !self.header_printed {
-            let mut head = Vec::new();
-            if self.watch_events {
-                head.push("EVENT".to_string());
-            }
-            if self.all_namespaces && resource.namespaced {
-                head.push("NAMESPACE".to_string());
-            }
-            for i in &shown {
-                head.push(columns[*i]["name"].as_str().unwrap_or("").to_uppercase());
-            }
-            if self.show_labels {
-                head.push("LABELS".to_string());
-            }
+            let head = self.header(resource, &columns, &shown);
             self.table.push(head);
             self.header_printed = !self.prefix_type;
         }
@@ -391,6 +367,35 @@ impl Printer {
             self.rows_printed += 1;
         }
         print!("{}", self.table.render());
+    }
+
+    /// The server's columns this table prints: all with `-o wide`, else those of priority 0.
+    fn shown_columns(&self, columns: &[Value]) -> Vec<usize> {
+        let wide = matches!(self.format, Format::Table { wide: true });
+        columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| wide || c["priority"].as_i64().unwrap_or(0) == 0)
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// The header row: the shown columns' names, with the columns kubectl adds around them.
+    fn header(&self, resource: &Resource, columns: &[Value], shown: &[usize]) -> Vec<String> {
+        let mut head = Vec::new();
+        if self.watch_events {
+            head.push("EVENT".to_string());
+        }
+        if self.all_namespaces && resource.namespaced {
+            head.push("NAMESPACE".to_string());
+        }
+        for i in shown {
+            head.push(columns[*i]["name"].as_str().unwrap_or("").to_uppercase());
+        }
+        if self.show_labels {
+            head.push("LABELS".to_string());
+        }
+        head
     }
 
     fn row(
@@ -574,32 +579,14 @@ async fn watch(
         let object = &event["object"];
         if table {
             let defs = object["columnDefinitions"].as_array();
-            let wide = matches!(printer.format, Format::Table { wide: true });
             if let Some(defs) = defs.filter(|d| !d.is_empty()) {
-                columns = Some(
-                    defs.iter()
-                        .enumerate()
-                        .filter(|(_, c)| wide || c["priority"].as_i64().unwrap_or(0) == 0)
-                        .map(|(i, _)| i)
-                        .collect(),
-                );
+                let shown = printer.shown_columns(defs);
                 if !printer.header_printed && !printer.no_headers && printer.rows_printed == 0 {
-                    let mut head = Vec::new();
-                    if printer.watch_events {
-                        head.push("EVENT".to_string());
-                    }
-                    if printer.all_namespaces && resource.namespaced {
-                        head.push("NAMESPACE".to_string());
-                    }
-                    for i in columns.iter().flatten() {
-                        head.push(defs[*i]["name"].as_str().unwrap_or("").to_uppercase());
-                    }
-                    if printer.show_labels {
-                        head.push("LABELS".to_string());
-                    }
+                    let head = printer.header(resource, defs, &shown);
                     printer.table.push(head);
                     printer.header_printed = true;
                 }
+                columns = Some(shown);
             }
             let shown = columns.clone().unwrap_or_default();
             for row in object["rows"].as_array().into_iter().flatten() {

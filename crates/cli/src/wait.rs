@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::args::{EventsArgs, GetArgs, WaitArgs};
 use crate::config::{parse_duration, Context};
-use crate::describe::age;
+use crate::describe::{age, repeated};
 use crate::discovery::Resource;
 use crate::get::{self, get_value, Format};
 use crate::jsonpath::{text_of, Template};
@@ -201,28 +201,7 @@ pub async fn events(ctx: &Context, args: EventsArgs) -> Result<(), Error> {
         table.push(head.into_iter().map(String::from).collect());
     }
     for e in &items {
-        let count = e["count"].as_i64().unwrap_or(1);
-        let first = if e["eventTime"].is_string() {
-            &e["eventTime"]
-        } else {
-            &e["firstTimestamp"]
-        };
-        let seen = if e["series"].is_object() {
-            let n = e["series"]["count"].as_i64().unwrap_or(0);
-            format!(
-                "{} (x{n} over {})",
-                age(&e["series"]["lastObservedTime"], now),
-                age(first, now)
-            )
-        } else if count > 1 {
-            format!(
-                "{} (x{count} over {})",
-                age(&e["lastTimestamp"], now),
-                age(first, now)
-            )
-        } else {
-            age(last_seen(e), now)
-        };
+        let seen = repeated(e, now).unwrap_or_else(|| age(last_seen(e), now));
         let object = format!(
             "{}/{}",
             e["involvedObject"]["kind"].as_str().unwrap_or(""),
