@@ -78,31 +78,36 @@ const HEALTH_CHECKS: &[&str] = &[
 /// How long a health check may take before it counts as failed.
 const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// One named check: `Err` says why it failed (logged; the response withholds it, as
-/// kube-apiserver's does).
-async fn check(server: &Server, name: &str) -> Result<(), String> {
-    let store_revision = || tokio::time::timeout(CHECK_TIMEOUT, server.store.current_revision());
-    match name {
-        "etcd" => match store_revision().await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(err)) => Err(format!("the datastore failed: {err}")),
-            Err(_) => Err("the datastore did not answer in time".into()),
-        },
+/// One named check, given what asking the store for its revision gave (asked once per request):
+/// `Err` says why it failed (logged; the response withholds it, as kube-apiserver's does).
+async fn check(
+    server: &Server,
+    name: &str,
+    store: &Result<store::Revision, String>,
+) -> Result<(), String> {
+    match (name, store) {
+        ("etcd", Err(reason)) => Err(reason.clone()),
         // The watch cache has applied everything the store holds. When the store cannot be
         // asked, the etcd check reports that.
-        "informer-sync" => match store_revision().await {
-            Ok(Ok(revision)) => {
-                match tokio::time::timeout(CHECK_TIMEOUT, server.cache.wait_for(revision)).await {
-                    Ok(true) => Ok(()),
-                    _ => Err(format!(
-                        "the watch cache is at revision {}, the store at {revision}",
-                        server.cache.revision()
-                    )),
-                }
+        ("informer-sync", Ok(revision)) => {
+            match tokio::time::timeout(CHECK_TIMEOUT, server.cache.wait_for(*revision)).await {
+                Ok(true) => Ok(()),
+                _ => Err(format!(
+                    "the watch cache is at revision {}, the store at {revision}",
+                    server.cache.revision()
+                )),
             }
-            _ => Ok(()),
-        },
+        }
         _ => Ok(()),
+    }
+}
+
+/// The store's revision, or why it could not be had within [`CHECK_TIMEOUT`].
+async fn store_revision(server: &Server) -> Result<store::Revision, String> {
+    match tokio::time::timeout(CHECK_TIMEOUT, server.store.current_revision()).await {
+        Ok(Ok(revision)) => Ok(revision),
+        Ok(Err(err)) => Err(format!("the datastore failed: {err}")),
+        Err(_) => Err("the datastore did not answer in time".into()),
     }
 }
 
@@ -118,7 +123,13 @@ async fn health(server: &Server, kind: &str, only: Option<&str>, q: &Query) -> R
     if names.is_empty() {
         return not_found_text();
     }
-    let results = futures::future::join_all(names.iter().map(|n| check(server, n))).await;
+    // Only the datastore checks ask the store (a lone `/readyz/ping` must not wait on it).
+    let store = if names.iter().any(|n| matches!(*n, "etcd" | "informer-sync")) {
+        store_revision(server).await
+    } else {
+        Err("not asked".to_string())
+    };
+    let results = futures::future::join_all(names.iter().map(|n| check(server, n, &store))).await;
     let failed = results.iter().any(Result::is_err);
     let mut body = String::new();
     for (name, result) in names.iter().zip(&results) {
