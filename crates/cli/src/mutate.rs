@@ -46,24 +46,16 @@ pub fn read_manifests(filenames: &[String]) -> Result<Vec<Manifest>, Error> {
                 parse_into(&text, &entry.display().to_string(), &mut out)?;
             }
         } else {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                Error::other(format!("the path \"{name}\" does not exist"))
-                    .or_io(e.kind() != std::io::ErrorKind::NotFound, &e)
+            let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => {
+                    Error::other(format!("the path \"{name}\" does not exist"))
+                }
+                _ => Error::other(e),
             })?;
             parse_into(&text, name, &mut out)?;
         }
     }
     Ok(out)
-}
-
-impl Error {
-    fn or_io(self, use_io: bool, err: &std::io::Error) -> Error {
-        if use_io {
-            Error::other(err)
-        } else {
-            self
-        }
-    }
 }
 
 fn parse_into(text: &str, source: &str, out: &mut Vec<Manifest>) -> Result<(), Error> {
