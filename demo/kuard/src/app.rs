@@ -1,7 +1,8 @@
 //! The kuard web app: its routes, HTML pages, JSON APIs and the state behind them.
 //!
 //! - `/`, `/-/env`, `/-/mem`: HTML pages about this process.
-//! - `/healthy`, `/ready`: probes, always `200 ok`.
+//! - `/healthy`, `/ready`: probes, `200 ok` unless told to fail through `PUT /healthy/api` or
+//!   `PUT /ready/api` with `{"failNext": N}` (see [`crate::probe`]).
 //! - `/env/api`: the command line and environment as JSON.
 //! - `/mem/api`: bytes held by the memory page plus the kernel's view (`/proc/self/status`);
 //!   `POST /mem/api/alloc?size=BYTES` allocates and touches that many bytes and keeps them (so a
@@ -25,6 +26,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::probe::DebugProbe;
+
 /// The size the memory page's "Allocate" button asks for: 500 MiB.
 const ALLOCATE_BUTTON_BYTES: u64 = 500 * 1024 * 1024;
 
@@ -44,6 +47,8 @@ pub struct AppState {
 
 struct Shared {
     command_line: Vec<String>,
+    liveness: DebugProbe,
+    readiness: DebugProbe,
     memory: Mutex<MemoryHog>,
     requests: Mutex<BTreeMap<RequestKey, u64>>,
 }
@@ -61,6 +66,8 @@ impl AppState {
     pub fn new(command_line: Vec<String>) -> Self {
         let shared = Shared {
             command_line,
+            liveness: DebugProbe::default(),
+            readiness: DebugProbe::default(),
             memory: Mutex::new(MemoryHog::default()),
             requests: Mutex::new(BTreeMap::new()),
         };
@@ -133,8 +140,8 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(index_page))
         .route("/-/env", get(env_page))
         .route("/-/mem", get(mem_page))
-        .route("/healthy", get(probe))
-        .route("/ready", get(probe))
+        .merge(state.shared.liveness.routes("/healthy"))
+        .merge(state.shared.readiness.routes("/ready"))
         .route("/env/api", get(env_api))
         .route("/mem/api", get(mem_api))
         .route("/mem/api/alloc", post(mem_alloc))
@@ -163,10 +170,6 @@ async fn log_and_count(State(state): State<AppState>, request: Request, next: Ne
         code: response.status().as_u16(),
     });
     response
-}
-
-async fn probe() -> &'static str {
-    "ok"
 }
 
 async fn index_page() -> Html<String> {
@@ -493,6 +496,40 @@ mod tests {
             assert_eq!(status, StatusCode::OK, "{uri}");
             assert_eq!(body, b"ok", "{uri}");
         }
+    }
+
+    #[tokio::test]
+    async fn probes_fail_as_often_as_asked_then_pass_again() {
+        let app = test_app();
+        let mut put = request(Method::PUT, "/ready/api");
+        *put.body_mut() = Body::from(r#"{"failNext": 2}"#);
+        put.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            "application/json".parse().expect("header"),
+        );
+        let (status, _, body) = send(&app, put).await;
+        assert_eq!(status, StatusCode::OK);
+        let set: Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(set["failNext"], 2);
+        let answers = [
+            (StatusCode::INTERNAL_SERVER_ERROR, "fail, 1 left"),
+            (StatusCode::INTERNAL_SERVER_ERROR, "fail, 0 left"),
+            (StatusCode::OK, "ok"),
+        ];
+        for (code, text) in answers {
+            let (status, _, body) = send(&app, request(Method::GET, "/ready")).await;
+            assert_eq!((status, body.as_slice()), (code, text.as_bytes()));
+        }
+        let (status, _, _) = send(&app, request(Method::GET, "/healthy")).await;
+        assert_eq!(status, StatusCode::OK, "the liveness probe is separate");
+        let seen = send_json(&app, request(Method::GET, "/ready/api")).await;
+        let codes: Vec<u64> = seen["history"]
+            .as_array()
+            .expect("history")
+            .iter()
+            .filter_map(|e| e["code"].as_u64())
+            .collect();
+        assert_eq!(codes, [200, 500, 500], "newest first");
     }
 
     #[tokio::test]

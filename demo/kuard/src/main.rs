@@ -7,6 +7,7 @@
 //! live in [`app`].
 
 mod app;
+mod probe;
 
 use std::fmt;
 use std::future::Future;
