@@ -10,11 +10,19 @@ pub mod fake;
 pub mod host;
 pub mod join;
 pub mod lifecycle;
+pub mod linux;
 pub mod logs;
-pub mod pods;
+pub mod machine;
+pub mod probe;
+mod probe_net;
+pub mod report;
 pub mod server;
 pub mod spdy;
+pub mod status;
 pub mod streams;
+pub mod worker;
+#[cfg(test)]
+mod worker_tests;
 
 use std::time::Duration;
 
@@ -254,10 +262,20 @@ async fn assert_ready(nodes: &Api<Node>, name: &str) -> Result<(), kube::Error> 
     Ok(())
 }
 
+/// What every pod worker of this node shares.
+pub struct PodWorkers {
+    pub client: kube::Client,
+    pub node_name: String,
+    pub host_ip: Option<String>,
+    pub machine: std::sync::Arc<linux::LinuxMachine>,
+    pub reporter: std::sync::Arc<report::ApiReporter>,
+}
+
 /// Watches the pods bound to this node and keeps one worker per pod.
-pub async fn run_pods(node: std::sync::Arc<pods::Node>) {
+pub async fn run_pods(node: PodWorkers) {
     use std::collections::HashMap;
     use tokio::sync::watch;
+    use tracing::Instrument;
     let api: Api<Pod> = Api::all(node.client.clone());
     let selector = format!("spec.nodeName={}", node.node_name);
     let stream = watcher(api, watcher::Config::default().fields(&selector)).default_backoff();
@@ -271,8 +289,17 @@ pub async fn run_pods(node: std::sync::Arc<pods::Node>) {
                 let _ = tx.send(pod);
             }
             None => {
+                let span = tracing::info_span!(
+                    "pod",
+                    pod = %format!("{}/{}", pod.namespace().unwrap_or_default(), pod.name_any())
+                );
                 let (tx, rx) = watch::channel(pod);
-                tokio::spawn(pods::worker(node.clone(), rx));
+                let w = worker::PodWorker::new(
+                    node.machine.clone(),
+                    node.reporter.clone(),
+                    node.host_ip.clone(),
+                );
+                tokio::spawn(worker::run(w, rx).instrument(span));
                 workers.insert(uid, tx);
             }
         }
@@ -419,25 +446,27 @@ pub async fn run(client: kube::Client, config: Config) -> Result<(), Error> {
             instance: Some(config.node_name.clone()),
         },
     );
-    let node = std::sync::Arc::new(pods::Node {
-        client,
-        node_name: config.node_name.clone(),
-        node_ip: host::Host::read().internal_ip,
-        state_dir: config.state_dir.clone(),
-        runtime: rt,
-        images,
-        network: config.network.clone(),
-        pause: config.pause.clone(),
-        recorder,
-    });
     let server = std::sync::Arc::new(server::NodeServer {
-        logs_dir: pods::logs_dir(&config.state_dir),
-        exits_dir: node.runtime.exits.clone(),
+        logs_dir: linux::logs_dir(&config.state_dir),
+        exits_dir: rt.exits.clone(),
         streams: std::sync::Arc::new(streams::Streams {
             state_dir: config.state_dir.clone(),
-            runtime: node.runtime.clone(),
+            runtime: rt.clone(),
         }),
     });
+    let node = PodWorkers {
+        client: client.clone(),
+        node_name: config.node_name.clone(),
+        host_ip: host::Host::read().internal_ip,
+        machine: std::sync::Arc::new(linux::LinuxMachine {
+            state_dir: config.state_dir.clone(),
+            runtime: rt,
+            images,
+            network: config.network.clone(),
+            pause: config.pause.clone(),
+        }),
+        reporter: std::sync::Arc::new(report::ApiReporter { client, recorder }),
+    };
     let addr = std::net::SocketAddr::from(([0, 0, 0, 0], config.kubelet_port));
     let (name, ca) = (config.node_name.clone(), config.ca_pem.clone());
     tokio::spawn(async move {

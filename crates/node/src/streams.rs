@@ -189,7 +189,7 @@ pub async fn exec(
             "you must specify at least 1 of stdin, stdout, stderr".into(),
         );
     }
-    let id = crate::pods::latest_instance(&streams.state_dir, &uid, &container);
+    let id = crate::linux::latest_instance(&streams.state_dir, &uid, &container);
     let running = match id.clone() {
         Some(id) => {
             let rt = streams.runtime.clone();
@@ -754,7 +754,7 @@ pub async fn port_forward(
     Path((_namespace, pod, uid)): Path<(String, String, String)>,
     req: Request,
 ) -> Response {
-    let Some(sandbox) = crate::pods::pod_sandbox(&streams.state_dir, &uid) else {
+    let Some(sandbox) = crate::linux::pod_sandbox(&streams.state_dir, &uid) else {
         return text(
             500,
             format!("pod {pod} has no network namespace on this node"),

@@ -350,39 +350,49 @@ pub fn pause_main(hostname: &str, netns: &Path, pidfile: &Path) -> std::result::
     }
 }
 
-/// Connects to `port` on the loopback address inside the network namespace at `netns` (what
-/// `kubectl port-forward` reaches), trying IPv4, then IPv6. The socket is made on a thread of its
-/// own that enters the namespace, so no other thread's namespace ever changes.
-pub fn connect_in_netns(netns: &Path, port: u16) -> std::io::Result<std::net::TcpStream> {
+/// Runs `work` on a thread of its own that enters the network namespace at `netns`, so no other
+/// thread's namespace ever changes. Sockets it makes stay in that namespace.
+pub fn in_netns<T: Send + 'static>(
+    netns: &Path,
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
     let netns = netns.to_path_buf();
     std::thread::Builder::new()
-        .name("netns-connect".into())
+        .name("netns".into())
         .spawn(move || {
             let ns = std::fs::File::open(&netns)?;
             nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
                 .map_err(std::io::Error::from)?;
-            let timeout = std::time::Duration::from_secs(5);
-            let v4 = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-            let v6 = std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port));
-            std::net::TcpStream::connect_timeout(&v4, timeout).or_else(|e4| {
-                std::net::TcpStream::connect_timeout(&v6, timeout).map_err(|e6| {
-                    std::io::Error::new(
-                        e4.kind(),
-                        format!(
-                            "IPv4: dial tcp4 {v4}: connect: {} IPv6 dial tcp6 {v6}: connect: {}",
-                            os_text(&e4),
-                            os_text(&e6)
-                        ),
-                    )
-                })
-            })
+            work()
         })?
         .join()
         .map_err(|_| std::io::Error::other("the namespace thread panicked"))?
 }
 
+/// Connects to `port` on the loopback address inside the network namespace at `netns` (what
+/// `kubectl port-forward` reaches), trying IPv4, then IPv6.
+pub fn connect_in_netns(netns: &Path, port: u16) -> std::io::Result<std::net::TcpStream> {
+    in_netns(netns, move || {
+        let timeout = std::time::Duration::from_secs(5);
+        let v4 = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let v6 = std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port));
+        std::net::TcpStream::connect_timeout(&v4, timeout).or_else(|e4| {
+            std::net::TcpStream::connect_timeout(&v6, timeout).map_err(|e6| {
+                std::io::Error::new(
+                    e4.kind(),
+                    format!(
+                        "IPv4: dial tcp4 {v4}: connect: {} IPv6 dial tcp6 {v6}: connect: {}",
+                        os_text(&e4),
+                        os_text(&e6)
+                    ),
+                )
+            })
+        })
+    })
+}
+
 /// An I/O error's text as Go prints it ("connection refused"), without Rust's "(os error N)".
-fn os_text(e: &std::io::Error) -> String {
+pub fn os_text(e: &std::io::Error) -> String {
     let text = e.to_string();
     match text.find(" (os error") {
         Some(i) => text[..i].to_lowercase(),

@@ -1,0 +1,388 @@
+//! The [`Machine`] pod workers drive on this host: sandboxes with CNI networking, the OCI image
+//! store, containers run by crun under conmon, probes made inside the pod's network namespace.
+//! Every call that can block runs on the blocking pool under a timeout.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Container, Pod, Probe};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::ResourceExt;
+use runtime::container::Runtime;
+use runtime::image::ImageStore;
+use runtime::oci;
+use runtime::sandbox::{self, NetworkConfig, Sandbox};
+
+use crate::machine::{
+    Exit, Machine, MachineError, MachineResult, PodSandbox, ProbeOutcome, ProbeTarget, Record,
+    RunState, Signal,
+};
+
+/// How long a runtime query or signal may take (the OCI runtime's own commands time out first).
+const CALL_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long making a sandbox, unpacking an image or pulling one may take.
+const LONG_CALL_TIMEOUT: Duration = Duration::from_secs(600);
+
+pub struct LinuxMachine {
+    pub state_dir: PathBuf,
+    pub runtime: Runtime,
+    pub images: Arc<ImageStore>,
+    pub network: NetworkConfig,
+    /// The command that runs a pod's pause process.
+    pub pause: Vec<String>,
+}
+
+/// Runs blocking `work` on the blocking pool, giving up after `limit`.
+pub(crate) async fn blocking<T: Send + 'static>(
+    what: &str,
+    limit: Duration,
+    work: impl FnOnce() -> MachineResult<T> + Send + 'static,
+) -> MachineResult<T> {
+    match tokio::time::timeout(limit, tokio::task::spawn_blocking(work)).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(join)) => Err(MachineError::Other(format!("{what}: {join}"))),
+        Err(_) => Err(MachineError::TimedOut {
+            what: what.into(),
+            after: limit,
+        }),
+    }
+}
+
+fn uid(pod: &Pod) -> String {
+    pod.uid().unwrap_or_default()
+}
+
+impl LinuxMachine {
+    fn pod_dir(&self, pod: &Pod) -> PathBuf {
+        self.state_dir.join("pods").join(uid(pod))
+    }
+
+    fn log_path(&self, pod: &Pod, container: &str, restart: i32) -> PathBuf {
+        logs_dir(&self.state_dir)
+            .join(format!(
+                "{}_{}_{}",
+                pod.namespace().unwrap_or_default(),
+                pod.name_any(),
+                uid(pod)
+            ))
+            .join(container)
+            .join(format!("{restart}.log"))
+    }
+
+    fn sandbox_of(&self, pod: &Pod) -> Option<Sandbox> {
+        pod_sandbox(&self.state_dir, &uid(pod))
+    }
+}
+
+/// The cgroup that holds a pod's pause process and its containers.
+fn cgroup_parent(pod: &Pod) -> String {
+    format!("/kubelite/pod{}", uid(pod))
+}
+
+impl Machine for LinuxMachine {
+    fn runtime_name(&self) -> String {
+        self.runtime
+            .oci_runtime
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("crun")
+            .to_string()
+    }
+
+    async fn sandbox(&self, pod: &Pod) -> MachineResult<PodSandbox> {
+        if let Some(s) = self.sandbox_of(pod).filter(Sandbox::alive) {
+            return Ok(PodSandbox { ip: s.ip });
+        }
+        let dir = self.pod_dir(pod).join("sandbox");
+        let (net, id, host, pause) = (
+            self.network.clone(),
+            uid(pod),
+            pod.name_any(),
+            self.pause.clone(),
+        );
+        let cgroup = cgroup_parent(pod);
+        let made = blocking("creating the pod sandbox", LONG_CALL_TIMEOUT, move || {
+            let s = sandbox::create(&net, &id, &host, &dir, &pause)?;
+            // The pod's cgroup holds its pause process as well as its containers.
+            if let Err(err) = runtime::cgroups::enter(&cgroup, s.pause_pid) {
+                tracing::warn!(%err, "moving the pause process into the pod cgroup failed");
+            }
+            Ok(s)
+        })
+        .await?;
+        Ok(PodSandbox { ip: made.ip })
+    }
+
+    async fn has_image(&self, reference: &str) -> bool {
+        let (images, wanted) = (self.images.clone(), reference.to_string());
+        blocking("resolving an image", LONG_CALL_TIMEOUT, move || {
+            Ok(images.resolve(&wanted)?)
+        })
+        .await
+        .is_ok()
+    }
+
+    async fn pull(&self, reference: &str) -> MachineResult<String> {
+        let started = Instant::now();
+        let tmp = self.state_dir.join("tmp");
+        std::fs::create_dir_all(&tmp).map_err(|e| runtime::Error::io(&tmp, e))?;
+        let archive = tmp.join(format!(
+            "pull-{}-{}.tar",
+            std::process::id(),
+            started.elapsed().as_nanos()
+        ));
+        let result = async {
+            let download = runtime::image::pull::pull_to_archive(reference, &archive);
+            tokio::time::timeout(LONG_CALL_TIMEOUT, download)
+                .await
+                .map_err(|_| MachineError::TimedOut {
+                    what: "pulling".into(),
+                    after: LONG_CALL_TIMEOUT,
+                })??;
+            let (images, path) = (self.images.clone(), archive.clone());
+            blocking("importing an image", LONG_CALL_TIMEOUT, move || {
+                Ok(images.import_archive(&path)?)
+            })
+            .await
+        }
+        .await;
+        let _ = std::fs::remove_file(&archive);
+        let size: u64 = result?.iter().map(|i| i.size).sum();
+        let secs = started.elapsed().as_secs_f64();
+        Ok(format!("Successfully pulled image \"{reference}\" in {secs:.3}s ({secs:.3}s including waiting). Image size: {size} bytes."))
+    }
+
+    async fn start(
+        &self,
+        pod: &Pod,
+        c: &Container,
+        id: &str,
+        restart: i32,
+    ) -> MachineResult<String> {
+        let sb = self
+            .sandbox_of(pod)
+            .ok_or_else(|| MachineError::Other("the pod sandbox is gone".into()))?;
+        let bundle = self.pod_dir(pod).join(id);
+        let log_path = self.log_path(pod, &c.name, restart);
+        let (rt, images, c, id) = (
+            self.runtime.clone(),
+            self.images.clone(),
+            c.clone(),
+            id.to_string(),
+        );
+        let cgroup = format!("{}/{}", cgroup_parent(pod), id);
+        let started = blocking("starting the container", LONG_CALL_TIMEOUT, move || {
+            let image = images.resolve(c.image.as_deref().unwrap_or(""))?;
+            let rootfs = oci::mount_rootfs(&image.layers, &bundle)?;
+            let spec = bundle_spec(&c, &image.config, &rootfs, &sb, cgroup);
+            oci::write_config(&bundle, &spec)?;
+            let stdin = runtime::container::Stdin::from_spec(
+                c.stdin.unwrap_or(false),
+                c.stdin_once.unwrap_or(false),
+            );
+            let made = rt
+                .create(&id, &c.name, &bundle, &log_path, stdin)
+                .and_then(|_| rt.start(&id));
+            if let Err(err) = made {
+                let _ = rt.delete(&id);
+                return Err(err.into());
+            }
+            Ok(image.id)
+        })
+        .await?;
+        Ok(started)
+    }
+
+    async fn state(&self, id: &str) -> MachineResult<Option<RunState>> {
+        let (rt, id) = (self.runtime.clone(), id.to_string());
+        let state = blocking("asking the container's state", CALL_TIMEOUT, move || {
+            Ok(rt.state(&id)?)
+        })
+        .await?;
+        Ok(state.map(|s| match s.status.as_str() {
+            "running" => RunState::Running,
+            "created" => RunState::Created,
+            _ => RunState::Stopped,
+        }))
+    }
+
+    async fn exit(&self, pod: &Pod, id: &str) -> Exit {
+        let bundle = self.pod_dir(pod).join(id);
+        // conmon's marker can miss an OOM kill that races the exit; the kernel's counter in the
+        // container's cgroup (where its limit is) cannot. The cgroup lasts until `remove`.
+        let cgroup = format!("{}/{}", cgroup_parent(pod), id);
+        let (rt, id) = (self.runtime.clone(), id.to_string());
+        blocking("reading the exit", CALL_TIMEOUT, move || {
+            Ok(Exit {
+                code: rt.exit_code(&id),
+                oom_killed: Runtime::oom_killed(&bundle)
+                    || runtime::cgroups::oom_kills(&cgroup).is_some_and(|n| n > 0),
+            })
+        })
+        .await
+        .unwrap_or_default()
+    }
+
+    async fn kill(&self, id: &str, signal: Signal) -> MachineResult<()> {
+        let (rt, id) = (self.runtime.clone(), id.to_string());
+        let name = match signal {
+            Signal::Term => "TERM",
+            Signal::Kill => "KILL",
+        };
+        blocking("signalling the container", CALL_TIMEOUT, move || {
+            Ok(rt.kill(&id, name)?)
+        })
+        .await
+    }
+
+    async fn remove(&self, id: &str) {
+        let (rt, id) = (self.runtime.clone(), id.to_string());
+        let removed = blocking("removing the container", CALL_TIMEOUT, move || {
+            Ok(rt.delete(&id)?)
+        })
+        .await;
+        if let Err(err) = removed {
+            tracing::warn!(%err, "removing a container failed");
+        }
+    }
+
+    async fn teardown(&self, pod: &Pod) {
+        let dir = self.pod_dir(pod);
+        let (rt, net, cgroup) = (
+            self.runtime.clone(),
+            self.network.clone(),
+            cgroup_parent(pod),
+        );
+        let done = blocking("tearing down the pod", LONG_CALL_TIMEOUT, move || {
+            teardown_dir(&rt, &net, &dir, &cgroup);
+            Ok(())
+        })
+        .await;
+        if let Err(err) = done {
+            tracing::warn!(%err, "tearing down a pod failed");
+        }
+    }
+
+    async fn probe(&self, target: ProbeTarget<'_>, probe: &Probe) -> ProbeOutcome {
+        let netns = self.sandbox_of(target.pod).map(|s| s.netns_path());
+        crate::probe::run(&self.runtime, netns, target, probe).await
+    }
+
+    fn save(&self, pod: &Pod, container: &str, record: &Record) {
+        let path = self.pod_dir(pod).join(format!("{container}.json"));
+        if let Ok(bytes) = serde_json::to_vec(record) {
+            let tmp = path.with_extension("json.tmp");
+            if std::fs::write(&tmp, bytes).is_ok() {
+                let _ = std::fs::rename(&tmp, &path);
+            }
+        }
+    }
+
+    fn load(&self, pod: &Pod, container: &str) -> Option<Record> {
+        load_record(&self.state_dir, &uid(pod), container)
+    }
+}
+
+/// Stops every container the pod directory holds (earlier instances too), removes their root
+/// filesystems, the sandbox and the cgroup, then the directory.
+fn teardown_dir(rt: &Runtime, net: &NetworkConfig, dir: &Path, cgroup: &str) {
+    let sandbox_dir = dir.join("sandbox");
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path == sandbox_dir || !path.is_dir() {
+            continue;
+        }
+        if let Some(id) = path.file_name().and_then(|n| n.to_str()) {
+            let _ = rt.kill(id, "KILL");
+            let _ = rt.delete(id);
+        }
+        let _ = oci::remove_rootfs(&path);
+    }
+    if let Ok(Some(s)) = Sandbox::load(&sandbox_dir) {
+        if let Err(err) = sandbox::destroy(net, &s) {
+            tracing::warn!(%err, "tearing down the pod sandbox failed");
+        }
+    }
+    let _ = runtime::cgroups::remove(cgroup);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A container's `config.json` contents: the process from image and spec, its limits.
+fn bundle_spec<'a>(
+    c: &Container,
+    image: &runtime::image::ImageConfig,
+    rootfs: &'a Path,
+    sb: &'a Sandbox,
+    cgroups_path: String,
+) -> oci::BundleSpec<'a> {
+    let args = oci::merge_command(
+        &image.entrypoint,
+        &image.cmd,
+        c.command.as_deref(),
+        c.args.as_deref(),
+    );
+    let env_pairs: Vec<(String, String)> = c
+        .env
+        .iter()
+        .flatten()
+        .filter_map(|e| Some((e.name.clone(), e.value.clone()?)))
+        .collect();
+    let resources = c.resources.as_ref();
+    let requests = resources.and_then(|r| r.requests.as_ref());
+    let limits = resources.and_then(|r| r.limits.as_ref());
+    oci::BundleSpec {
+        rootfs,
+        args,
+        env: oci::merge_env(&image.env, &env_pairs),
+        cwd: c
+            .working_dir
+            .clone()
+            .or_else(|| image.working_dir.clone())
+            .unwrap_or_else(|| "/".into()),
+        uid: 0,
+        gid: 0,
+        sandbox: sb,
+        cgroups_path,
+        limits: oci::Limits::from_resources(
+            quantity(requests, "cpu").map(api::quantity::to_milli),
+            quantity(limits, "cpu").map(api::quantity::to_milli),
+            quantity(limits, "memory").map(api::quantity::to_units),
+        ),
+        mounts: vec![],
+    }
+}
+
+fn quantity(
+    map: Option<&std::collections::BTreeMap<String, Quantity>>,
+    key: &str,
+) -> Option<api::quantity::Nanos> {
+    map.and_then(|m| m.get(key))
+        .and_then(|q| api::quantity::parse(&q.0))
+}
+
+fn load_record(state_dir: &Path, uid: &str, container: &str) -> Option<Record> {
+    let path = state_dir
+        .join("pods")
+        .join(uid)
+        .join(format!("{container}.json"));
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+/// The ID of the latest instance of `container` in the pod with `uid`, as its worker recorded
+/// it (whether it still runs is the runtime's to say).
+pub fn latest_instance(state_dir: &Path, uid: &str, container: &str) -> Option<String> {
+    load_record(state_dir, uid, container).map(|r| r.instance.id)
+}
+
+/// The sandbox of the pod with `uid`, while it exists.
+pub fn pod_sandbox(state_dir: &Path, uid: &str) -> Option<Sandbox> {
+    Sandbox::load(&state_dir.join("pods").join(uid).join("sandbox"))
+        .ok()
+        .flatten()
+}
+
+/// Where container log files live under the agent's state (the log server reads them here).
+pub fn logs_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("logs")
+}

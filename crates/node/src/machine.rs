@@ -1,0 +1,144 @@
+//! What a pod worker asks of the machine and of the API, as two traits: [`Machine`] (sandbox,
+//! images, containers, probes, the worker's own records) and [`Reporter`] (events, status,
+//! deletion). The agent implements them over crun and the API server (`linux`, `report`);
+//! tests implement them in memory, so the worker's whole lifecycle runs without root.
+
+use std::future::Future;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Container, ContainerStateTerminated, Pod, PodStatus, Probe};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+/// A failure of the machine; its text is what users see in events and waiting messages.
+#[derive(Debug, thiserror::Error)]
+pub enum MachineError {
+    #[error(transparent)]
+    Runtime(#[from] runtime::Error),
+    #[error("{what} did not finish within {after:?}")]
+    TimedOut { what: String, after: Duration },
+    #[error("{0}")]
+    Other(String),
+}
+
+pub type MachineResult<T> = Result<T, MachineError>;
+
+/// The pod's sandbox as the worker needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodSandbox {
+    pub ip: String,
+}
+
+/// What the runtime says of a container it knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunState {
+    Created,
+    Running,
+    Stopped,
+}
+
+/// How a stopped container ended: the exit code once known, and whether the kernel OOM-killed it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Exit {
+    pub code: Option<i32>,
+    pub oom_killed: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    Term,
+    Kill,
+}
+
+/// One container instance the worker started.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Instance {
+    pub id: String,
+    pub restart: i32,
+    pub started_at: Time,
+    pub image_id: String,
+    /// The image as the spec named it when this instance started.
+    #[serde(default)]
+    pub image: String,
+}
+
+/// What the worker keeps of a container across agent restarts: its latest instance and how
+/// the one before it ended.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Record {
+    pub instance: Instance,
+    pub last_terminated: Option<ContainerStateTerminated>,
+}
+
+/// The answer of one probe, with the kubelet's wording of a failure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProbeOutcome {
+    Success,
+    Failure(String),
+    /// Succeeded, with something the user should know (`Probe terminated redirects`).
+    Warning(String),
+    /// The probe could not be made (a port name that resolves to nothing): no result at all.
+    Unknown(String),
+}
+
+/// Where a probe runs: the pod, its sandbox address, the container and its running instance.
+pub struct ProbeTarget<'a> {
+    pub pod: &'a Pod,
+    pub pod_ip: &'a str,
+    pub container: &'a Container,
+    pub instance_id: &'a str,
+}
+
+/// The machine a pod worker drives. Every call may block on the kernel or the OCI runtime; the
+/// implementation keeps that off the async executor and bounds it with a timeout.
+pub trait Machine: Send + Sync + 'static {
+    /// The runtime's name in `containerID`s (`crun://…`).
+    fn runtime_name(&self) -> String;
+    /// The pod's sandbox: the one already running, or a new one.
+    fn sandbox(&self, pod: &Pod) -> impl Future<Output = MachineResult<PodSandbox>> + Send;
+    fn has_image(&self, reference: &str) -> impl Future<Output = bool> + Send;
+    /// Pulls an image; returns the kubelet's "Successfully pulled …" note.
+    fn pull(&self, reference: &str) -> impl Future<Output = MachineResult<String>> + Send;
+    /// Creates and starts instance `id` of `container`; returns the image's ID.
+    fn start(
+        &self,
+        pod: &Pod,
+        container: &Container,
+        id: &str,
+        restart: i32,
+    ) -> impl Future<Output = MachineResult<String>> + Send;
+    /// The container's state; `None` when the runtime does not know it.
+    fn state(&self, id: &str) -> impl Future<Output = MachineResult<Option<RunState>>> + Send;
+    fn exit(&self, pod: &Pod, id: &str) -> impl Future<Output = Exit> + Send;
+    fn kill(&self, id: &str, signal: Signal) -> impl Future<Output = MachineResult<()>> + Send;
+    /// Forgets a stopped container (its root filesystem stays until teardown).
+    fn remove(&self, id: &str) -> impl Future<Output = ()> + Send;
+    /// Removes everything of the pod: containers, root filesystems, sandbox, cgroup, records.
+    fn teardown(&self, pod: &Pod) -> impl Future<Output = ()> + Send;
+    /// Runs one liveness, readiness or startup probe.
+    fn probe(
+        &self,
+        target: ProbeTarget<'_>,
+        probe: &Probe,
+    ) -> impl Future<Output = ProbeOutcome> + Send;
+    fn save(&self, pod: &Pod, container: &str, record: &Record);
+    fn load(&self, pod: &Pod, container: &str) -> Option<Record>;
+}
+
+/// An event about a pod (or one of its containers, named by `field`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodEvent {
+    pub warning: bool,
+    pub reason: String,
+    pub note: String,
+    /// `spec.containers{NAME}` when it is about a container.
+    pub field: Option<String>,
+}
+
+/// Where a pod worker reports to.
+pub trait Reporter: Send + Sync + 'static {
+    fn event(&self, pod: &Pod, event: PodEvent) -> impl Future<Output = ()> + Send;
+    /// Writes the pod's status; false when it could not (it is tried again on the next pass).
+    fn status(&self, pod: &Pod, status: &PodStatus) -> impl Future<Output = bool> + Send;
+    /// The node is done with a deleted pod: the object may go.
+    fn deleted(&self, pod: &Pod) -> impl Future<Output = ()> + Send;
+}

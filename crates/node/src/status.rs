@@ -1,0 +1,215 @@
+//! A pod's status as the kubelet reports it, from its containers' statuses: the phase, the
+//! conditions (with the kubelet's reasons when they are False), addresses and start time.
+
+use k8s_openapi::api::core::v1::{
+    ContainerStateTerminated, ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodStatus,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::lifecycle;
+
+/// What the worker knows beyond its containers.
+#[derive(Clone, Debug, Default)]
+pub struct PodFacts {
+    pub pod_ip: Option<String>,
+    pub host_ip: Option<String>,
+    /// The pod ran past `activeDeadlineSeconds`.
+    pub deadline_exceeded: bool,
+}
+
+pub const DEADLINE_MESSAGE: &str = "Pod was active on the node longer than the specified deadline";
+
+/// The pod's status; conditions carry no `lastTransitionTime` yet ([`with_transition_times`]),
+/// so that two passes that saw the same thing give equal statuses.
+pub fn pod_status(
+    pod: &Pod,
+    containers: Vec<ContainerStatus>,
+    facts: &PodFacts,
+    now: &Time,
+) -> PodStatus {
+    fn ended(s: &ContainerStatus) -> Option<&ContainerStateTerminated> {
+        s.state.as_ref().and_then(|s| s.terminated.as_ref())
+    }
+    let running = containers
+        .iter()
+        .filter(|s| s.state.as_ref().is_some_and(|s| s.running.is_some()))
+        .count();
+    let mut phase = lifecycle::phase(lifecycle::Containers {
+        total: containers.len(),
+        all_ended: containers.iter().all(|s| ended(s).is_some()),
+        any_failed: containers
+            .iter()
+            .any(|s| ended(s).is_some_and(|t| t.exit_code != 0)),
+        running,
+        restarted: containers.iter().any(|s| s.restart_count > 0),
+    });
+    let (mut reason, mut message) = (None, None);
+    if facts.deadline_exceeded {
+        phase = "Failed";
+        reason = Some("DeadlineExceeded".to_string());
+        message = Some(DEADLINE_MESSAGE.to_string());
+    }
+    let current = pod.status.as_ref();
+    PodStatus {
+        phase: Some(phase.into()),
+        reason,
+        message,
+        conditions: Some(conditions(&containers, phase, facts)),
+        container_statuses: Some(containers),
+        qos_class: current.and_then(|s| s.qos_class.clone()),
+        start_time: Some(
+            current
+                .and_then(|s| s.start_time.clone())
+                .unwrap_or_else(|| now.clone()),
+        ),
+        host_ip: facts.host_ip.clone(),
+        host_ips: facts.host_ip.clone().map(|ip| vec![HostIP { ip }]),
+        pod_ip: facts.pod_ip.clone(),
+        pod_ips: facts.pod_ip.clone().map(|ip| vec![PodIP { ip }]),
+        ..Default::default()
+    }
+}
+
+fn condition(type_: &str, ok: bool, why: Option<(&str, String)>) -> PodCondition {
+    let (reason, message) = match why.filter(|_| !ok) {
+        Some((reason, message)) => (
+            Some(reason.to_string()),
+            Some(message).filter(|m| !m.is_empty()),
+        ),
+        None => (None, None),
+    };
+    PodCondition {
+        type_: type_.into(),
+        status: if ok { "True" } else { "False" }.into(),
+        reason,
+        message,
+        ..Default::default()
+    }
+}
+
+/// The kubelet's five conditions, in its order. Ready and ContainersReady say which containers
+/// are not ready, or that the pod has completed.
+fn conditions(containers: &[ContainerStatus], phase: &str, facts: &PodFacts) -> Vec<PodCondition> {
+    let unready: Vec<&str> = containers
+        .iter()
+        .filter(|s| !s.ready)
+        .map(|s| s.name.as_str())
+        .collect();
+    let completed = phase == "Succeeded" || phase == "Failed";
+    let ready = unready.is_empty() && !completed && !containers.is_empty();
+    let why = if phase == "Succeeded" {
+        ("PodCompleted", String::new())
+    } else if phase == "Failed" {
+        ("PodFailed", String::new())
+    } else {
+        (
+            "ContainersNotReady",
+            format!("containers with unready status: [{}]", unready.join(" ")),
+        )
+    };
+    vec![
+        condition("PodReadyToStartContainers", facts.pod_ip.is_some(), None),
+        condition("Initialized", true, None),
+        condition("Ready", ready, Some(why.clone())),
+        condition("ContainersReady", ready, Some(why)),
+        condition("PodScheduled", true, None),
+    ]
+}
+
+/// Gives each condition its `lastTransitionTime`: kept from the pod's current condition of the
+/// same type while its status is unchanged, `now` when it changed.
+pub fn with_transition_times(mut status: PodStatus, pod: &Pod, now: &Time) -> PodStatus {
+    let current = pod.status.as_ref().and_then(|s| s.conditions.as_ref());
+    for c in status.conditions.iter_mut().flatten() {
+        let since = current
+            .and_then(|cs| cs.iter().find(|x| x.type_ == c.type_))
+            .filter(|x| x.status == c.status)
+            .and_then(|x| x.last_transition_time.clone());
+        c.last_transition_time = Some(since.unwrap_or_else(|| now.clone()));
+    }
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{ContainerState, ContainerStateRunning};
+
+    fn running(name: &str, ready: bool) -> ContainerStatus {
+        ContainerStatus {
+            name: name.into(),
+            ready,
+            state: Some(ContainerState {
+                running: Some(ContainerStateRunning::default()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn find<'a>(s: &'a PodStatus, t: &str) -> &'a PodCondition {
+        s.conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == t)
+            .expect("condition")
+    }
+
+    #[test]
+    fn unready_containers_are_named_in_the_ready_condition() {
+        let now = Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+        let facts = PodFacts {
+            pod_ip: Some("10.0.0.2".into()),
+            ..Default::default()
+        };
+        let s = pod_status(
+            &Pod::default(),
+            vec![running("a", false), running("b", true), running("c", false)],
+            &facts,
+            &now,
+        );
+        assert_eq!(s.phase.as_deref(), Some("Running"));
+        let ready = find(&s, "Ready");
+        assert_eq!(ready.status, "False");
+        assert_eq!(ready.reason.as_deref(), Some("ContainersNotReady"));
+        assert_eq!(
+            ready.message.as_deref(),
+            Some("containers with unready status: [a c]")
+        );
+        assert_eq!(find(&s, "ContainersReady").status, "False");
+        assert_eq!(find(&s, "PodReadyToStartContainers").status, "True");
+
+        let s = pod_status(&Pod::default(), vec![running("a", true)], &facts, &now);
+        let ready = find(&s, "Ready");
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_ref()),
+            ("True", None)
+        );
+    }
+
+    #[test]
+    fn transition_times_are_kept_while_a_condition_holds() {
+        let then = Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+        let now = Time(k8s_openapi::jiff::Timestamp::from_second(1_000_000).expect("time"));
+        let facts = PodFacts::default();
+        let first = with_transition_times(
+            pod_status(&Pod::default(), vec![running("a", false)], &facts, &then),
+            &Pod::default(),
+            &then,
+        );
+        let pod = Pod {
+            status: Some(first),
+            ..Default::default()
+        };
+        let second = with_transition_times(
+            pod_status(&pod, vec![running("a", true)], &facts, &now),
+            &pod,
+            &now,
+        );
+        assert_eq!(find(&second, "Ready").last_transition_time, Some(now));
+        assert_eq!(
+            find(&second, "PodScheduled").last_transition_time,
+            Some(then)
+        );
+    }
+}

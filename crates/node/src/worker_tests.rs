@@ -1,0 +1,727 @@
+//! The pod worker's lifecycle on an in-memory machine and reporter: restart policies, back-off,
+//! image pull policies, probes, graceful termination and runtime failures, with tokio's clock
+//! paused so that minutes of back-off pass at once.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Container, ContainerState, Pod, PodStatus, Probe};
+use serde_json::json;
+
+use crate::machine::*;
+use crate::worker::PodWorker;
+
+#[derive(Default)]
+struct FakeContainer {
+    state: Option<RunState>,
+    code: Option<i32>,
+    oom: bool,
+    signals: Vec<Signal>,
+}
+
+#[derive(Default)]
+struct World {
+    images: HashSet<String>,
+    pull_error: Option<String>,
+    start_error: Option<String>,
+    /// The runtime cannot answer state queries.
+    state_error: bool,
+    /// Containers end at SIGTERM (else only SIGKILL ends them).
+    exit_on_term: bool,
+    containers: HashMap<String, FakeContainer>,
+    started: Vec<String>,
+    pulls: usize,
+    /// Probe answers by the probe's `httpGet.path`; success when absent.
+    probe_answers: HashMap<String, ProbeOutcome>,
+    probes_made: Vec<String>,
+    records: HashMap<String, Record>,
+    torn_down: bool,
+}
+
+#[derive(Default)]
+struct FakeMachine(Mutex<World>);
+
+impl FakeMachine {
+    fn with<T>(&self, f: impl FnOnce(&mut World) -> T) -> T {
+        f(&mut self.0.lock().expect("world"))
+    }
+
+    /// The newest instance of the container named `name`.
+    fn latest(&self, name: &str) -> String {
+        self.with(|w| {
+            w.started
+                .iter()
+                .rev()
+                .find(|id| id.contains(&format!("-{name}-")))
+                .cloned()
+                .expect("a started instance")
+        })
+    }
+
+    fn exit(&self, name: &str, code: i32) {
+        let id = self.latest(name);
+        self.with(|w| {
+            let b = w.containers.get_mut(&id).expect("container");
+            b.state = Some(RunState::Stopped);
+            b.code = Some(code);
+        });
+    }
+
+    fn signals(&self, name: &str) -> Vec<Signal> {
+        let id = self.latest(name);
+        self.with(|w| w.containers[&id].signals.clone())
+    }
+}
+
+impl Machine for FakeMachine {
+    fn runtime_name(&self) -> String {
+        "fake".into()
+    }
+
+    async fn sandbox(&self, _: &Pod) -> MachineResult<PodSandbox> {
+        Ok(PodSandbox {
+            ip: "10.0.0.9".into(),
+        })
+    }
+
+    async fn has_image(&self, reference: &str) -> bool {
+        self.with(|w| w.images.contains(reference))
+    }
+
+    async fn pull(&self, reference: &str) -> MachineResult<String> {
+        self.with(|w| {
+            w.pulls += 1;
+            match &w.pull_error {
+                Some(e) => Err(MachineError::Other(e.clone())),
+                None => {
+                    w.images.insert(reference.into());
+                    Ok(format!("Successfully pulled image \"{reference}\""))
+                }
+            }
+        })
+    }
+
+    async fn start(&self, _: &Pod, _: &Container, id: &str, _: i32) -> MachineResult<String> {
+        self.with(|w| {
+            if let Some(e) = &w.start_error {
+                return Err(MachineError::Other(e.clone()));
+            }
+            w.started.push(id.into());
+            w.containers.insert(
+                id.into(),
+                FakeContainer {
+                    state: Some(RunState::Running),
+                    ..Default::default()
+                },
+            );
+            Ok("sha256:abc".into())
+        })
+    }
+
+    async fn state(&self, id: &str) -> MachineResult<Option<RunState>> {
+        self.with(|w| {
+            if w.state_error {
+                return Err(MachineError::Other("runtime busy".into()));
+            }
+            Ok(w.containers.get(id).and_then(|b| b.state))
+        })
+    }
+
+    async fn exit(&self, _: &Pod, id: &str) -> Exit {
+        self.with(|w| {
+            w.containers.get(id).map_or(Exit::default(), |b| Exit {
+                code: b.code,
+                oom_killed: b.oom,
+            })
+        })
+    }
+
+    async fn kill(&self, id: &str, signal: Signal) -> MachineResult<()> {
+        self.with(|w| {
+            let exit_on_term = w.exit_on_term;
+            if let Some(b) = w.containers.get_mut(id) {
+                b.signals.push(signal);
+                if signal == Signal::Kill || exit_on_term {
+                    b.state = Some(RunState::Stopped);
+                    b.code = Some(if signal == Signal::Kill { 137 } else { 143 });
+                }
+            }
+            Ok(())
+        })
+    }
+
+    async fn remove(&self, id: &str) {
+        self.with(|w| {
+            if let Some(b) = w.containers.get_mut(id) {
+                b.state = None;
+            }
+        });
+    }
+
+    async fn teardown(&self, _: &Pod) {
+        self.with(|w| w.torn_down = true);
+    }
+
+    async fn probe(&self, _: ProbeTarget<'_>, probe: &Probe) -> ProbeOutcome {
+        let path = probe
+            .http_get
+            .as_ref()
+            .and_then(|h| h.path.clone())
+            .unwrap_or_default();
+        self.with(|w| {
+            w.probes_made.push(path.clone());
+            w.probe_answers
+                .get(&path)
+                .cloned()
+                .unwrap_or(ProbeOutcome::Success)
+        })
+    }
+
+    fn save(&self, _: &Pod, container: &str, record: &Record) {
+        self.with(|w| w.records.insert(container.into(), record.clone()));
+    }
+
+    fn load(&self, _: &Pod, container: &str) -> Option<Record> {
+        self.with(|w| w.records.get(container).cloned())
+    }
+}
+
+#[derive(Default)]
+struct FakeReporter {
+    events: Mutex<Vec<PodEvent>>,
+    statuses: Mutex<Vec<PodStatus>>,
+    deleted: Mutex<bool>,
+}
+
+impl Reporter for FakeReporter {
+    async fn event(&self, _: &Pod, event: PodEvent) {
+        self.events.lock().expect("events").push(event);
+    }
+
+    async fn status(&self, _: &Pod, status: &PodStatus) -> bool {
+        self.statuses.lock().expect("statuses").push(status.clone());
+        true
+    }
+
+    async fn deleted(&self, _: &Pod) {
+        *self.deleted.lock().expect("deleted") = true;
+    }
+}
+
+impl FakeReporter {
+    /// Every event as "Reason: note".
+    fn events(&self) -> Vec<String> {
+        let events = self.events.lock().expect("events");
+        events
+            .iter()
+            .map(|e| format!("{}: {}", e.reason, e.note))
+            .collect()
+    }
+
+    fn has(&self, wanted: &str) -> bool {
+        self.events().iter().any(|e| e == wanted)
+    }
+
+    fn count(&self, prefix: &str) -> usize {
+        self.events()
+            .iter()
+            .filter(|e| e.starts_with(prefix))
+            .count()
+    }
+
+    fn last(&self) -> PodStatus {
+        let statuses = self.statuses.lock().expect("statuses");
+        statuses.last().cloned().expect("a status")
+    }
+
+    fn phase(&self) -> String {
+        self.last().phase.unwrap_or_default()
+    }
+
+    fn state(&self, container: &str) -> ContainerState {
+        let status = self.last();
+        let c = status
+            .container_statuses
+            .iter()
+            .flatten()
+            .find(|c| c.name == container)
+            .expect("container status")
+            .clone();
+        c.state.expect("state")
+    }
+
+    fn waiting(&self, container: &str) -> Option<(String, String)> {
+        self.state(container)
+            .waiting
+            .map(|w| (w.reason.unwrap_or_default(), w.message.unwrap_or_default()))
+    }
+
+    fn restarts(&self, container: &str) -> i32 {
+        let status = self.last();
+        status
+            .container_statuses
+            .iter()
+            .flatten()
+            .find(|c| c.name == container)
+            .map_or(-1, |c| c.restart_count)
+    }
+
+    fn ready(&self, container: &str) -> bool {
+        let status = self.last();
+        status
+            .container_statuses
+            .iter()
+            .flatten()
+            .any(|c| c.name == container && c.ready)
+    }
+}
+
+struct Harness {
+    machine: Arc<FakeMachine>,
+    reporter: Arc<FakeReporter>,
+    worker: PodWorker<FakeMachine, FakeReporter>,
+    pod: Pod,
+}
+
+fn pod(spec: serde_json::Value) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": "p", "namespace": "default", "uid": "0123456789abcdef"},
+        "spec": spec,
+    }))
+    .expect("pod")
+}
+
+fn one_container(policy: &str, extra: serde_json::Value) -> Pod {
+    let mut c = json!({"name": "c", "image": "demo:1", "imagePullPolicy": "IfNotPresent"});
+    if let (Some(c), Some(extra)) = (c.as_object_mut(), extra.as_object()) {
+        c.extend(extra.clone());
+    }
+    pod(json!({"restartPolicy": policy, "containers": [c]}))
+}
+
+impl Harness {
+    fn new(pod: Pod) -> Self {
+        let machine = Arc::new(FakeMachine::default());
+        machine.with(|w| w.images.insert("demo:1".into()));
+        let reporter = Arc::new(FakeReporter::default());
+        let worker = PodWorker::new(machine.clone(), reporter.clone(), Some("192.0.2.1".into()));
+        Harness {
+            machine,
+            reporter,
+            worker,
+            pod,
+        }
+    }
+
+    async fn sync(&mut self) {
+        self.worker.sync(&self.pod).await;
+    }
+
+    /// Passes as the worker loop would for `d`, letting the clock run.
+    async fn run_for(&mut self, d: Duration) {
+        let end = tokio::time::Instant::now() + d;
+        while tokio::time::Instant::now() < end {
+            let wait = self.worker.sync(&self.pod).await;
+            tokio::time::advance(wait.max(Duration::from_millis(1))).await;
+        }
+    }
+
+    fn started(&self) -> usize {
+        self.machine.with(|w| w.started.len())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_container_starts_with_the_kubelets_events_and_runs() {
+    let mut h = Harness::new(one_container("Always", json!({})));
+    h.sync().await;
+    assert_eq!(
+        h.reporter.events(),
+        [
+            "Pulled: Container image \"demo:1\" already present on machine",
+            "Created: Created container: c",
+            "Started: Started container c",
+        ]
+    );
+    assert_eq!(h.reporter.phase(), "Running");
+    assert!(h.reporter.state("c").running.is_some());
+    assert!(
+        h.reporter.ready("c"),
+        "no readiness probe: ready once running"
+    );
+    let status = h.reporter.last();
+    assert_eq!(status.pod_ip.as_deref(), Some("10.0.0.9"));
+    assert_eq!(status.host_ip.as_deref(), Some("192.0.2.1"));
+    let before = h.reporter.statuses.lock().expect("s").len();
+    h.sync().await;
+    let after = h.reporter.statuses.lock().expect("s").len();
+    assert_eq!(before, after, "an unchanged status is not written again");
+}
+
+#[tokio::test(start_paused = true)]
+async fn restart_policies_decide_by_exit_code_and_end_in_the_right_phase() {
+    let cases = [
+        ("Always", 0, true, "Running"),
+        ("Always", 1, true, "Running"),
+        ("OnFailure", 0, false, "Succeeded"),
+        ("OnFailure", 2, true, "Running"),
+        ("Never", 0, false, "Succeeded"),
+        ("Never", 1, false, "Failed"),
+    ];
+    for (policy, code, restarts, phase) in cases {
+        let mut h = Harness::new(one_container(policy, json!({})));
+        h.sync().await;
+        h.machine.exit("c", code);
+        h.run_for(Duration::from_millis(100)).await;
+        let case = format!("{policy} exit {code}");
+        assert_eq!(h.started(), if restarts { 2 } else { 1 }, "{case}");
+        assert_eq!(h.reporter.phase(), phase, "{case}");
+        if !restarts {
+            let t = h.reporter.state("c").terminated.expect("terminated");
+            assert_eq!(t.exit_code, code, "{case}");
+            let reason = if code == 0 { "Completed" } else { "Error" };
+            assert_eq!(t.reason.as_deref(), Some(reason), "{case}");
+        } else {
+            assert_eq!(h.reporter.restarts("c"), 1, "{case}");
+            let last = h.reporter.last().container_statuses.expect("s")[0]
+                .last_state
+                .clone()
+                .and_then(|s| s.terminated)
+                .expect("lastState.terminated");
+            assert_eq!(last.exit_code, code, "{case}");
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn crash_loops_back_off_10_s_doubling_to_5_minutes() {
+    let mut h = Harness::new(one_container("Always", json!({})));
+    h.sync().await;
+    // The first restart is at once; then 10 s, 20 s, 40 s …
+    let mut waits = Vec::new();
+    for _ in 0..7 {
+        h.machine.exit("c", 1);
+        let before = h.started();
+        let since = tokio::time::Instant::now();
+        while h.started() == before {
+            h.run_for(Duration::from_millis(500)).await;
+        }
+        waits.push(since.elapsed().as_secs());
+    }
+    assert_eq!(waits, [0, 10, 20, 40, 80, 160, 300]);
+    h.machine.exit("c", 1);
+    h.run_for(Duration::from_secs(1)).await;
+    let (reason, message) = h.reporter.waiting("c").expect("waiting");
+    assert_eq!(reason, "CrashLoopBackOff");
+    assert_eq!(
+        message,
+        "back-off 300s restarting failed container=c pod=p_default(0123456789abcdef)"
+    );
+    assert!(h
+        .reporter
+        .has("BackOff: Back-off restarting failed container c in pod p_default(0123456789abcdef)"));
+    assert_eq!(
+        h.reporter.phase(),
+        "Running",
+        "a crash-looping pod is Running"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn ten_minutes_of_running_forgets_the_back_off() {
+    let mut h = Harness::new(one_container("Always", json!({})));
+    h.sync().await;
+    for _ in 0..3 {
+        h.machine.exit("c", 1);
+        h.run_for(Duration::from_secs(45)).await;
+    }
+    let before = h.started();
+    h.run_for(Duration::from_secs(601)).await;
+    h.machine.exit("c", 1);
+    h.run_for(Duration::from_millis(100)).await;
+    assert_eq!(
+        h.started(),
+        before + 1,
+        "restarted at once after a long run"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn pull_policies_pull_use_or_refuse() {
+    let mut h = Harness::new(one_container(
+        "Always",
+        json!({"imagePullPolicy": "Always"}),
+    ));
+    h.sync().await;
+    assert!(h.reporter.has("Pulling: Pulling image \"demo:1\""));
+    assert_eq!(
+        h.machine.with(|w| w.pulls),
+        1,
+        "Always pulls a present image"
+    );
+
+    let mut h = Harness::new(one_container(
+        "Always",
+        json!({"image": "absent:1", "imagePullPolicy": "Never"}),
+    ));
+    h.sync().await;
+    let (reason, message) = h.reporter.waiting("c").expect("waiting");
+    assert_eq!(reason, "ErrImageNeverPull");
+    assert_eq!(
+        message,
+        "Container image \"absent:1\" is not present with pull policy of Never"
+    );
+    assert_eq!((h.started(), h.machine.with(|w| w.pulls)), (0, 0));
+
+    let mut h = Harness::new(one_container("Always", json!({"image": "gone:1"})));
+    h.machine.with(|w| w.pull_error = Some("not found".into()));
+    h.sync().await;
+    assert_eq!(h.reporter.waiting("c").expect("w").0, "ErrImagePull");
+    h.run_for(Duration::from_secs(1)).await;
+    assert_eq!(h.reporter.waiting("c").expect("w").0, "ImagePullBackOff");
+    assert!(h.reporter.has("BackOff: Back-off pulling image \"gone:1\""));
+    assert_eq!(
+        h.machine.with(|w| w.pulls),
+        1,
+        "no pull during the back-off"
+    );
+    h.run_for(Duration::from_secs(10)).await;
+    assert_eq!(h.machine.with(|w| w.pulls), 2, "pulled again after 10 s");
+    h.machine.with(|w| w.pull_error = None);
+    h.run_for(Duration::from_secs(21)).await;
+    assert_eq!(h.started(), 1, "started once the pull works");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_container_that_cannot_be_created_retries_with_back_off() {
+    let mut h = Harness::new(one_container("Always", json!({})));
+    h.machine
+        .with(|w| w.start_error = Some("no such file".into()));
+    h.run_for(Duration::from_secs(35)).await;
+    let (reason, message) = h.reporter.waiting("c").expect("waiting");
+    assert_eq!(
+        (reason.as_str(), message.as_str()),
+        ("CreateContainerError", "no such file")
+    );
+    // Attempts at 0 s, 10 s, 30 s.
+    assert_eq!(h.reporter.count("Failed: Error: no such file"), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_runtime_that_cannot_answer_is_not_an_exit() {
+    let mut h = Harness::new(one_container("Never", json!({})));
+    h.sync().await;
+    h.machine.with(|w| w.state_error = true);
+    h.run_for(Duration::from_secs(30)).await;
+    assert!(h.reporter.state("c").running.is_some());
+    assert_eq!(h.reporter.phase(), "Running");
+    assert_eq!(h.started(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_exit_without_a_code_waits_for_it_then_counts_as_killed() {
+    let mut h = Harness::new(one_container("Never", json!({})));
+    h.sync().await;
+    let id = h.machine.latest("c");
+    h.machine
+        .with(|w| w.containers.get_mut(&id).expect("c").state = Some(RunState::Stopped));
+    h.run_for(Duration::from_secs(1)).await;
+    assert!(
+        h.reporter.state("c").running.is_some(),
+        "waiting for the exit code"
+    );
+    h.run_for(Duration::from_secs(2)).await;
+    let t = h.reporter.state("c").terminated.expect("terminated");
+    assert_eq!(t.exit_code, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_oom_kill_is_reported_as_oomkilled() {
+    let mut h = Harness::new(one_container("Never", json!({})));
+    h.sync().await;
+    let id = h.machine.latest("c");
+    h.machine.with(|w| {
+        let b = w.containers.get_mut(&id).expect("c");
+        b.state = Some(RunState::Stopped);
+        b.code = Some(137);
+        b.oom = true;
+    });
+    h.sync().await;
+    let t = h.reporter.state("c").terminated.expect("terminated");
+    assert_eq!((t.exit_code, t.reason.as_deref()), (137, Some("OOMKilled")));
+}
+
+fn deleting(mut pod: Pod, grace: i64) -> Pod {
+    pod.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::now(),
+    ));
+    pod.metadata.deletion_grace_period_seconds = Some(grace);
+    pod
+}
+
+#[tokio::test(start_paused = true)]
+async fn deletion_asks_with_sigterm_and_kills_after_the_grace_period() {
+    let mut h = Harness::new(one_container("Always", json!({})));
+    h.sync().await;
+    let start = tokio::time::Instant::now();
+    let pod = deleting(h.pod.clone(), 7);
+    h.worker.terminate(&pod).await;
+    let waited = start.elapsed();
+    assert!(
+        (Duration::from_secs(7)..Duration::from_secs(8)).contains(&waited),
+        "SIGKILL after the 7 s grace period, not {waited:?}"
+    );
+    assert_eq!(h.machine.signals("c"), [Signal::Term, Signal::Kill]);
+    assert!(h.reporter.has("Killing: Stopping container c"));
+    assert!(h.machine.with(|w| w.torn_down));
+    assert!(*h.reporter.deleted.lock().expect("d"));
+
+    let mut h = Harness::new(one_container("Always", json!({})));
+    h.machine.with(|w| w.exit_on_term = true);
+    h.sync().await;
+    let start = tokio::time::Instant::now();
+    h.worker.terminate(&deleting(h.pod.clone(), 30)).await;
+    assert!(start.elapsed() < Duration::from_secs(1));
+    assert_eq!(h.machine.signals("c"), [Signal::Term], "ended at SIGTERM");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_agent_restart_adopts_a_running_container() {
+    let mut h = Harness::new(one_container("Always", json!({})));
+    h.sync().await;
+    let reporter = Arc::new(FakeReporter::default());
+    let mut again = PodWorker::new(h.machine.clone(), reporter.clone(), None);
+    again.adopt(&h.pod).await;
+    again.sync(&h.pod).await;
+    assert_eq!(h.started(), 1, "not started a second time");
+    assert!(reporter.events().is_empty());
+    assert!(reporter.state("c").running.is_some());
+}
+
+fn http_probe(path: &str, extra: serde_json::Value) -> serde_json::Value {
+    let mut p = json!({"httpGet": {"path": path, "port": 8080}, "periodSeconds": 10});
+    if let (Some(p), Some(extra)) = (p.as_object_mut(), extra.as_object()) {
+        p.extend(extra.clone());
+    }
+    p
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_liveness_probe_restarts_the_container_with_the_kubelets_events() {
+    let probe = http_probe("/healthy", json!({"failureThreshold": 3}));
+    let mut h = Harness::new(one_container("Always", json!({"livenessProbe": probe})));
+    h.machine.with(|w| w.exit_on_term = true);
+    h.run_for(Duration::from_secs(25)).await;
+    assert_eq!(
+        h.machine.with(|w| w.probes_made.len()),
+        3,
+        "at 0, 10 and 20 s"
+    );
+    assert_eq!(h.started(), 1);
+    let failure = ProbeOutcome::Failure("HTTP probe failed with statuscode: 500".into());
+    h.machine
+        .with(|w| w.probe_answers.insert("/healthy".into(), failure));
+    h.run_for(Duration::from_secs(21)).await;
+    assert_eq!(
+        h.reporter
+            .count("Unhealthy: Liveness probe failed: HTTP probe failed with statuscode: 500"),
+        2
+    );
+    assert_eq!(h.started(), 1, "two failures of three");
+    h.run_for(Duration::from_secs(10)).await;
+    assert!(h
+        .reporter
+        .has("Killing: Container c failed liveness probe, will be restarted"));
+    assert_eq!(h.started(), 2, "restarted");
+    assert_eq!(h.reporter.restarts("c"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn readiness_decides_ready_and_the_pod_conditions() {
+    let probe = http_probe("/ready", json!({"periodSeconds": 5}));
+    let mut h = Harness::new(one_container("Always", json!({"readinessProbe": probe})));
+    let failing = ProbeOutcome::Failure("HTTP probe failed with statuscode: 503".into());
+    h.machine
+        .with(|w| w.probe_answers.insert("/ready".into(), failing.clone()));
+    h.run_for(Duration::from_secs(1)).await;
+    assert!(!h.reporter.ready("c"), "not ready before the probe passes");
+    let ready = |h: &Harness| {
+        let s = h.reporter.last();
+        let c = s.conditions.expect("conditions");
+        let c = c
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .expect("Ready")
+            .clone();
+        (c.status, c.message.unwrap_or_default())
+    };
+    assert_eq!(
+        ready(&h),
+        ("False".into(), "containers with unready status: [c]".into())
+    );
+    h.machine.with(|w| w.probe_answers.remove("/ready"));
+    h.run_for(Duration::from_secs(5)).await;
+    assert!(h.reporter.ready("c"));
+    assert_eq!(ready(&h), ("True".into(), String::new()));
+    h.machine
+        .with(|w| w.probe_answers.insert("/ready".into(), failing));
+    h.run_for(Duration::from_secs(11)).await;
+    assert!(h.reporter.ready("c"), "two failures of three keep it ready");
+    h.run_for(Duration::from_secs(5)).await;
+    assert!(!h.reporter.ready("c"));
+    assert_eq!(h.started(), 1, "readiness never restarts a container");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_startup_probe_holds_back_the_others_until_it_passes() {
+    let c = json!({
+        "startupProbe": http_probe("/started", json!({"periodSeconds": 1, "failureThreshold": 30})),
+        "livenessProbe": http_probe("/healthy", json!({})),
+    });
+    let mut h = Harness::new(one_container("Always", c));
+    let failing = ProbeOutcome::Failure("HTTP probe failed with statuscode: 500".into());
+    h.machine
+        .with(|w| w.probe_answers.insert("/started".into(), failing));
+    h.run_for(Duration::from_secs(5)).await;
+    let made = h.machine.with(|w| w.probes_made.clone());
+    assert!(made.iter().all(|p| p == "/started"), "{made:?}");
+    let status = h.reporter.last().container_statuses.expect("s")[0].clone();
+    assert_eq!((status.started, status.ready), (Some(false), false));
+    h.machine.with(|w| w.probe_answers.remove("/started"));
+    h.run_for(Duration::from_secs(2)).await;
+    assert!(h
+        .machine
+        .with(|w| w.probes_made.contains(&"/healthy".to_string())));
+    let status = h.reporter.last().container_statuses.expect("s")[0].clone();
+    assert_eq!((status.started, status.ready), (Some(true), true));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_probe_that_cannot_be_made_changes_nothing() {
+    let probe = http_probe("/healthy", json!({"failureThreshold": 1}));
+    let mut h = Harness::new(one_container("Never", json!({"livenessProbe": probe})));
+    let unknown = ProbeOutcome::Unknown("couldn't find port: web in c".into());
+    h.machine
+        .with(|w| w.probe_answers.insert("/healthy".into(), unknown));
+    h.run_for(Duration::from_secs(30)).await;
+    assert!(h.reporter.has(
+        "Unhealthy: Liveness probe errored and resulted in unknown state: couldn't find port: web in c"
+    ));
+    assert_eq!(h.machine.signals("c"), [], "no kill");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_liveness_kill_under_restart_policy_never_does_not_promise_a_restart() {
+    let probe = http_probe("/healthy", json!({"failureThreshold": 1}));
+    let mut h = Harness::new(one_container("Never", json!({"livenessProbe": probe})));
+    h.machine.with(|w| {
+        w.exit_on_term = true;
+        w.probe_answers
+            .insert("/healthy".into(), ProbeOutcome::Failure("x".into()));
+    });
+    h.run_for(Duration::from_secs(1)).await;
+    assert!(h.reporter.has("Killing: Container c failed liveness probe"));
+    assert_eq!(h.reporter.phase(), "Failed");
+    assert_eq!(h.started(), 1);
+}
