@@ -15,6 +15,7 @@ pub mod quantity;
 pub mod registry;
 pub mod resource;
 pub mod resources;
+pub mod secret;
 pub mod selector;
 pub mod status;
 pub mod table;

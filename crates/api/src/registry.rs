@@ -252,6 +252,7 @@ pub fn decode_value(
         ("", "ConfigMap") => {
             roundtrip::<k8s_openapi::api::core::v1::ConfigMap>(value, &mut unknown)
         }
+        ("", "Secret") => roundtrip::<k8s_openapi::api::core::v1::Secret>(value, &mut unknown),
         ("events.k8s.io", "Event") => {
             roundtrip::<k8s_openapi::api::events::v1::Event>(value, &mut unknown)
         }
@@ -343,6 +344,7 @@ pub fn prepare_create(resource: &Resource, obj: &mut Value) -> Result<(), ApiErr
             obj["status"] = json!({"phase": "Active"});
         }
         ("", "Node") => taint_new_node(obj),
+        ("", "Secret") => crate::secret::prepare(obj),
         _ => {}
     }
     Ok(())
@@ -379,11 +381,15 @@ fn name_rule(resource: &Resource) -> NameRule {
 /// Validation of a new object.
 pub fn validate_create(resource: &Resource, obj: &Value) -> Result<ErrorList, ApiError> {
     let mut errs = meta::validate_meta(obj, resource.namespaced, name_rule(resource));
-    if (resource.group, resource.kind) == ("", "Pod") {
-        let pod: Pod = typed(obj)?;
-        if let Some(spec) = &pod.spec {
-            errs.extend(crate::pod::validate_spec(spec));
+    match (resource.group, resource.kind) {
+        ("", "Pod") => {
+            let pod: Pod = typed(obj)?;
+            if let Some(spec) = &pod.spec {
+                errs.extend(crate::pod::validate_spec(spec));
+            }
         }
+        ("", "Secret") => errs.extend(crate::secret::validate(obj)),
+        _ => {}
     }
     Ok(errs)
 }
@@ -420,6 +426,10 @@ pub fn prepare_and_validate_update(
         resource.namespaced,
         name_rule(resource),
     ));
+    if (resource.group, resource.kind) == ("", "Secret") {
+        crate::secret::prepare(new);
+        errs.extend(crate::secret::validate_update(new, old));
+    }
     if (resource.group, resource.kind) == ("", "Pod") {
         let mut new_pod: Pod = typed(new)?;
         let old_pod: Pod = typed(old)?;

@@ -70,6 +70,22 @@ fn columns(resource: &Resource) -> Vec<Column> {
             Column("Holder", "string", 0, "HolderIdentity contains the identity of the holder of a current lease."),
             AGE,
         ],
+        ("", "Secret") => vec![
+            NAME,
+            Column("Type", "string", 0, "Used to facilitate programmatic handling of secret data."),
+            Column("Data", "string", 0, "Data contains the secret data."),
+            AGE,
+        ],
+        ("", "ConfigMap") => vec![
+            NAME,
+            Column("Data", "string", 0, "Data contains the configuration data."),
+            AGE,
+        ],
+        ("", "ServiceAccount") => vec![
+            NAME,
+            Column("Secrets", "string", 0, "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use."),
+            AGE,
+        ],
         _ => vec![NAME, AGE],
     }
 }
@@ -405,6 +421,11 @@ fn node_cells(node: &Value, now: DateTime<Utc>) -> Vec<Value> {
     ]
 }
 
+/// How many entries a map field holds.
+fn count(map: &Value) -> usize {
+    map.as_object().map_or(0, |m| m.len())
+}
+
 fn cells(resource: &Resource, obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
     match (resource.group, resource.kind) {
         ("", "Pod") => pod_cells(obj, now),
@@ -419,6 +440,22 @@ fn cells(resource: &Resource, obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
         ("coordination.k8s.io", "Lease") => vec![
             json!(obj["metadata"]["name"]),
             json!(obj["spec"]["holderIdentity"].as_str().unwrap_or("")),
+            json!(age(&obj["metadata"]["creationTimestamp"], now)),
+        ],
+        ("", "Secret") => vec![
+            json!(obj["metadata"]["name"]),
+            json!(obj["type"].as_str().unwrap_or("")),
+            json!(count(&obj["data"])),
+            json!(age(&obj["metadata"]["creationTimestamp"], now)),
+        ],
+        ("", "ConfigMap") => vec![
+            json!(obj["metadata"]["name"]),
+            json!(count(&obj["data"]) + count(&obj["binaryData"])),
+            json!(age(&obj["metadata"]["creationTimestamp"], now)),
+        ],
+        ("", "ServiceAccount") => vec![
+            json!(obj["metadata"]["name"]),
+            json!(obj["secrets"].as_array().map_or(0, Vec::len)),
             json!(age(&obj["metadata"]["creationTimestamp"], now)),
         ],
         _ => vec![

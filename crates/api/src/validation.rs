@@ -173,6 +173,15 @@ impl ErrorList {
             detail: String::new(),
         });
     }
+    /// `field: Too long: must have at most MAX bytes`.
+    pub fn too_long(&mut self, field: impl Into<String>, max: usize) {
+        self.push(FieldError {
+            kind: ErrorKind::TooLong,
+            field: field.into(),
+            value: None,
+            detail: format!("must have at most {max} bytes"),
+        });
+    }
     pub fn forbidden(&mut self, field: impl Into<String>, detail: impl Into<String>) {
         self.push(FieldError {
             kind: ErrorKind::Forbidden,

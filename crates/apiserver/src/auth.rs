@@ -1,5 +1,5 @@
 //! Authentication: a client certificate verified by TLS against the cluster CA, or a bearer token
-//! (the node join token). Health endpoints are open; everything else without credentials gets 401.
+//! (the node join token, or a service-account token this server issued). Health endpoints are open; everything else without credentials gets 401.
 
 use std::sync::Arc;
 
@@ -46,6 +46,24 @@ pub enum User {
     Certificate(PeerCertificate),
     /// A node agent that presented the join token.
     Node,
+    /// A service-account token (`system:serviceaccount:NS:NAME`).
+    ServiceAccount(ServiceAccountUser),
+}
+
+/// The identity a service-account token carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceAccountUser {
+    pub namespace: String,
+    pub name: String,
+    /// The pod the token is bound to.
+    pub pod: Option<String>,
+}
+
+impl ServiceAccountUser {
+    /// `system:serviceaccount:NS:NAME`.
+    pub fn username(&self) -> String {
+        format!("system:serviceaccount:{}:{}", self.namespace, self.name)
+    }
 }
 
 fn is_open(path: &str) -> bool {
@@ -79,6 +97,12 @@ pub async fn authenticate(
         if constant_time_eq(token.as_bytes(), server.pki.node_token.as_bytes()) {
             req.extensions_mut().insert(User::Node);
             return next.run(req).await;
+        }
+        if crate::tokens::Tokens::looks_like_jwt(token) {
+            if let Some(user) = crate::token_request::authenticate(&server, token) {
+                req.extensions_mut().insert(User::ServiceAccount(user));
+                return next.run(req).await;
+            }
         }
         return error_response(&api::ApiError::unauthorized());
     }

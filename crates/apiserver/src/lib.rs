@@ -23,6 +23,8 @@ pub mod protobuf;
 pub mod rest;
 pub mod router;
 pub mod tls;
+pub mod token_request;
+pub mod tokens;
 pub mod watch;
 
 use std::net::SocketAddr;
@@ -57,6 +59,8 @@ pub enum Error {
     },
     #[error("{0}")]
     Config(String),
+    #[error("service-account tokens: {0}")]
+    Tokens(#[from] tokens::TokenError),
 }
 
 impl Error {
@@ -77,6 +81,8 @@ pub struct Config {
     pub compaction_interval: Duration,
     /// How many past events the watch cache keeps for watches that resume at a revision.
     pub watch_cache_size: usize,
+    /// Addresses besides `listen` the serving certificate must name (where pods reach it).
+    pub extra_ips: Vec<std::net::IpAddr>,
 }
 
 /// Shared state of a running API server.
@@ -84,6 +90,8 @@ pub struct Server {
     pub store: DynStore,
     pub cache: Arc<cache::Cache>,
     pub pki: pki::Pki,
+    /// Signs and checks service-account tokens.
+    pub tokens: tokens::Tokens,
     pub metrics: metrics::Metrics,
     pub openapi: openapi::Documents,
     pub started: std::time::Instant,
@@ -103,12 +111,19 @@ impl Server {
     /// Loads the PKI and the cache, seeds the default namespaces and starts serving HTTPS.
     pub async fn start(config: Config, store: DynStore) -> Result<Running, Error> {
         let tls_dir = config.data_dir.join("server").join("tls");
-        let pki = pki::Pki::load_or_create(&tls_dir, &[config.listen.ip()])?;
+        let mut ips = vec![config.listen.ip()];
+        ips.extend(config.extra_ips.iter().copied());
+        let pki = pki::Pki::load_or_create(&tls_dir, &ips)?;
         let cache = cache::Cache::start(store.clone(), config.watch_cache_size).await?;
+        let tokens = tokens::Tokens::new(
+            &pki.service_account_key_pem,
+            &pki.service_account_public_pem,
+        )?;
         let server = Arc::new(Server {
             store,
             cache,
             pki,
+            tokens,
             metrics: metrics::Metrics::default(),
             openapi: openapi::Documents::build(),
             started: std::time::Instant::now(),

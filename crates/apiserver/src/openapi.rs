@@ -54,6 +54,7 @@ fn schema_for(gen: &mut SchemaGenerator, r: &Resource) -> Option<String> {
         ("", "Service") => add::<api::core::v1::Service>(gen),
         ("", "ServiceAccount") => add::<api::core::v1::ServiceAccount>(gen),
         ("", "ConfigMap") => add::<api::core::v1::ConfigMap>(gen),
+        ("", "Secret") => add::<api::core::v1::Secret>(gen),
         ("events.k8s.io", "Event") => add::<api::events::v1::Event>(gen),
         ("coordination.k8s.io", "Lease") => add::<api::coordination::v1::Lease>(gen),
         _ => return None,

@@ -30,6 +30,9 @@ pub struct Pki {
     pub kubelet_client: CertPair,
     /// The token node agents join with.
     pub node_token: String,
+    /// The key service-account tokens are signed with (PKCS#8 PEM), and its public half.
+    pub service_account_key_pem: String,
+    pub service_account_public_pem: String,
 }
 
 fn write_private(path: &Path, contents: &str) -> Result<(), Error> {
@@ -217,12 +220,24 @@ impl Pki {
             write_private(&token_path, &format!("{token}\n"))?;
             token
         };
+        let sa_path = p("sa.key");
+        let service_account_key_pem = if sa_path.exists() {
+            read(&sa_path)?
+        } else {
+            let key = KeyPair::generate()?.serialize_pem();
+            write_private(&sa_path, &key)?;
+            key
+        };
+        let service_account_public_pem =
+            KeyPair::from_pem(&service_account_key_pem)?.public_key_pem();
         Ok(Pki {
             ca,
             serving,
             admin,
             kubelet_client,
             node_token,
+            service_account_key_pem,
+            service_account_public_pem,
         })
     }
 }

@@ -14,9 +14,9 @@
 //! so the rest of the write path (apiVersion/kind checks, typed round trip, validation) is the
 //! JSON one.
 //!
-//! Covered: every field, recursively, of core/v1 Namespace, ServiceAccount, ConfigMap, Service,
-//! Pod, Node, Event and Binding (`pods/binding`), events.k8s.io/v1 Event, coordination.k8s.io/v1
-//! Lease, and meta/v1 DeleteOptions under any apiVersion (typed clients send delete options as
+//! Covered: every field, recursively, of core/v1 Namespace, ServiceAccount, ConfigMap, Secret,
+//! Service, Pod, Node, Event and Binding (`pods/binding`), authentication.k8s.io/v1 TokenRequest
+//! (`serviceaccounts/token`), events.k8s.io/v1 Event, coordination.k8s.io/v1 Lease, and meta/v1 DeleteOptions under any apiVersion (typed clients send delete options as
 //! protobuf too). The envelope's kind picks the table. Field numbers unknown to the tables (newer
 //! than Kubernetes 1.33) are skipped, as Go's decoder skips them.
 
@@ -89,6 +89,8 @@ fn schema_for(api_version: &str, kind: &str) -> Option<&'static Message> {
         ("v1", "Namespace") => &NAMESPACE,
         ("v1", "ServiceAccount") => &SERVICE_ACCOUNT,
         ("v1", "ConfigMap") => &CONFIG_MAP,
+        ("v1", "Secret") => &SECRET,
+        ("authentication.k8s.io/v1", "TokenRequest") => &AUTHENTICATION_TOKEN_REQUEST,
         ("v1", "Service") => &SERVICE,
         ("v1", "Pod") => &POD,
         ("v1", "Node") => &NODE,
@@ -698,6 +700,26 @@ mod schema {
         one(1, "secretName", Str),
         one(2, "shareName", Str),
         one(3, "readOnly", Bool),
+    ] };
+    pub(super) static AUTHENTICATION_BOUND_OBJECT_REFERENCE: Message = Message { name: "BoundObjectReference", fields: &[
+        one(1, "kind", Str),
+        one(2, "apiVersion", Str),
+        one(3, "name", Str),
+        one(4, "uid", Str),
+    ] };
+    pub(super) static AUTHENTICATION_TOKEN_REQUEST: Message = Message { name: "TokenRequest", fields: &[
+        one(1, "metadata", Msg(&META_OBJECT_META)),
+        one(2, "spec", Msg(&AUTHENTICATION_TOKEN_REQUEST_SPEC)),
+        one(3, "status", Msg(&AUTHENTICATION_TOKEN_REQUEST_STATUS)),
+    ] };
+    pub(super) static AUTHENTICATION_TOKEN_REQUEST_SPEC: Message = Message { name: "TokenRequestSpec", fields: &[
+        list(1, "audiences", Str),
+        ptr(4, "expirationSeconds", I64),
+        ptr(3, "boundObjectRef", Msg(&AUTHENTICATION_BOUND_OBJECT_REFERENCE)),
+    ] };
+    pub(super) static AUTHENTICATION_TOKEN_REQUEST_STATUS: Message = Message { name: "TokenRequestStatus", fields: &[
+        one(1, "token", Str),
+        one(2, "expirationTimestamp", Time),
     ] };
     pub(super) static BINDING: Message = Message { name: "Binding", fields: &[
         one(1, "metadata", Msg(&META_OBJECT_META)),
@@ -1538,6 +1560,13 @@ mod schema {
         one(1, "type", Str),
         ptr(2, "localhostProfile", Str),
     ] };
+    pub(super) static SECRET: Message = Message { name: "Secret", fields: &[
+        one(1, "metadata", Msg(&META_OBJECT_META)),
+        ptr(5, "immutable", Bool),
+        map(2, "data", Bytes),
+        map(4, "stringData", Str),
+        one(3, "type", Str),
+    ] };
     pub(super) static SECRET_ENV_SOURCE: Message = Message { name: "SecretEnvSource", fields: &[
         inline(1, "localObjectReference", &LOCAL_OBJECT_REFERENCE),
         ptr(2, "optional", Bool),
@@ -2102,8 +2131,8 @@ mod tests {
             format!("{prefix}proto: Namespace: illegal tag 0 (wire type 0)")
         );
         assert_eq!(
-            message(&envelope("v1", "Secret", b"")),
-            "Secret in version \"v1\" cannot be handled as a Namespace: no kind \"Secret\" is registered for version \"v1\" in scheme \"pkg/api/legacyscheme/scheme.go:30\""
+            message(&envelope("v1", "Foo", b"")),
+            "Foo in version \"v1\" cannot be handled as a Namespace: no kind \"Foo\" is registered for version \"v1\" in scheme \"pkg/api/legacyscheme/scheme.go:30\""
         );
         let leases = served("coordination.k8s.io", "leases");
         let err = decode(leases, &envelope("coordination.k8s.io/v1", "Foo", b"")).unwrap_err();

@@ -2,5 +2,8 @@
 //!
 //! - [`node_lifecycle`]: marks a node whose lease stopped being renewed as not ready
 //!   (`Ready=Unknown`) and keeps the not-ready/unreachable taints in step with its condition.
+//! - [`namespace_defaults`]: the `default` ServiceAccount and the `kube-root-ca.crt` ConfigMap in
+//!   every namespace.
 
+pub mod namespace_defaults;
 pub mod node_lifecycle;
