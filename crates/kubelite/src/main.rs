@@ -102,6 +102,7 @@ impl PodNetwork {
         node_name: String,
         data_dir: &std::path::Path,
         ca_pem: String,
+        api_server: Option<SocketAddr>,
     ) -> anyhow::Result<node::Config> {
         let state_dir = data_dir.join("agent");
         let exe = std::env::current_exe().context("finding this binary for the pause process")?;
@@ -120,8 +121,20 @@ impl PodNetwork {
             system_reserved: self.system_reserved,
             ca_pem,
             state_dir,
+            api_server,
         })
     }
+}
+
+/// The socket address of a server URL (`https://host:port`), resolving a host name.
+fn server_address(url: &str) -> Option<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    let uri: http::Uri = url.parse().ok()?;
+    let port = uri.port_u16().unwrap_or(443);
+    (uri.host()?.trim_matches(|c| c == '[' || c == ']'), port)
+        .to_socket_addrs()
+        .ok()?
+        .next()
 }
 
 #[derive(Subcommand)]
@@ -361,6 +374,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 listen: https_listen,
                 compaction_interval: Duration::from_secs(compaction_interval.max(1)),
                 watch_cache_size,
+                // Pods of the local agent reach the server through their bridge's gateway.
+                extra_ips: (!disable_agent)
+                    .then(|| node::in_cluster::gateway(&pods.pod_cidr))
+                    .flatten()
+                    .into_iter()
+                    .collect(),
             };
             let running = apiserver::Server::start(config, store)
                 .await
@@ -395,10 +414,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 component("system:kube-controller-manager"),
                 lifecycle,
             ));
+            tokio::spawn(controllers::namespace_defaults::run(
+                component("system:kube-controller-manager"),
+                running.server.pki.ca.cert_pem.clone(),
+            ));
             let client = admin_client(kubeconfig).await?;
             if !disable_agent {
                 let ca = running.server.pki.ca.cert_pem.clone();
-                let config = pods.node_config(node_name.unwrap_or_else(hostname), &data_dir, ca)?;
+                let config = pods.node_config(
+                    node_name.unwrap_or_else(hostname),
+                    &data_dir,
+                    ca,
+                    Some(running.addr),
+                )?;
                 tokio::spawn(async move {
                     if let Err(err) = node::run(client, config).await {
                         tracing::error!(%err, "the node agent stopped");
@@ -445,7 +473,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let (client, ca) = node::join::client(&server, &token)
                 .await
                 .context("joining the cluster")?;
-            let config = pods.node_config(node_name.unwrap_or_else(hostname), &data_dir, ca)?;
+            let config = pods.node_config(
+                node_name.unwrap_or_else(hostname),
+                &data_dir,
+                ca,
+                server_address(&server),
+            )?;
             if fake_nodes > 0 {
                 let fake = node::fake::FakeNodes {
                     prefix: config.node_name.clone(),

@@ -9,25 +9,6 @@ use std::time::Duration;
 
 use common::*;
 
-fn wait_running(c: &Cluster, pod: &str) {
-    let running = eventually(60, || {
-        let out = c.kubectl(&[
-            "get",
-            "pod",
-            pod,
-            "-o",
-            "jsonpath={.status.containerStatuses[0].state.running.startedAt}",
-        ]);
-        (!out.stdout.is_empty()).then_some(())
-    });
-    assert!(
-        running.is_some(),
-        "{} does not run:\n{}",
-        pod,
-        c.kubectl(&["describe", "pod", pod]).stdout
-    );
-}
-
 fn pod_yaml(name: &str, extra_container: &str, extra_spec: &str) -> String {
     format!(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n{extra_spec}  containers:\n  - name: kuard\n    image: gcr.io/kuar-demo/kuard-amd64:1\n{extra_container}"

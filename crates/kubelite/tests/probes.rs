@@ -33,26 +33,8 @@ spec:
           protocol: TCP
 ";
 
-fn get(c: &Cluster, pod: &str, jsonpath: &str) -> String {
-    c.kubectl(&["get", "pod", pod, "-o", &format!("jsonpath={jsonpath}")])
-        .stdout
-        .trim()
-        .to_string()
-}
-
 fn ready(c: &Cluster, pod: &str) -> String {
-    get(c, pod, "{.status.conditions[?(@.type==\"Ready\")].status}")
-}
-
-/// Waits until `f` gives `want`, or fails with the pod described.
-fn wait_for(c: &Cluster, pod: &str, secs: u64, want: &str, f: impl Fn() -> String) {
-    let seen = eventually(secs, || (f() == want).then_some(()));
-    assert!(
-        seen.is_some(),
-        "{pod}: never {want} (last {}):\n{}",
-        f(),
-        c.kubectl(&["describe", "pod", pod]).stdout
-    );
+    c.pod_field(pod, "{.status.conditions[?(@.type==\"Ready\")].status}")
 }
 
 /// Tells kuard's `probe` (healthy or ready) to fail its next `n` answers (n < 0: all).
@@ -96,7 +78,7 @@ fn kuard_readiness_and_liveness_probes_drive_ready_and_restarts() {
     c.file("kuard.yaml", HEALTH_POD);
     c.kubectl(&["apply", "-f", "kuard.yaml"]).ok();
     wait_for(&c, "kuard", 60, "True", || ready(&c, "kuard"));
-    let ip = get(&c, "kuard", "{.status.podIP}");
+    let ip = c.pod_field("kuard", "{.status.podIP}");
 
     fail_next(&ip, "ready", -1);
     wait_for(&c, "kuard", 20, "False", || ready(&c, "kuard"));
@@ -105,8 +87,7 @@ fn kuard_readiness_and_liveness_probes_drive_ready_and_restarts() {
         table.contains(" 0/1 ") && table.contains("Running"),
         "{table}"
     );
-    let reason = get(
-        &c,
+    let reason = c.pod_field(
         "kuard",
         "{.status.conditions[?(@.type==\"Ready\")].message}",
     );
@@ -120,7 +101,7 @@ fn kuard_readiness_and_liveness_probes_drive_ready_and_restarts() {
     wait_for(&c, "kuard", 20, "True", || ready(&c, "kuard"));
 
     fail_next(&ip, "healthy", 3);
-    let restarts = || get(&c, "kuard", "{.status.containerStatuses[0].restartCount}");
+    let restarts = || c.pod_field("kuard", "{.status.containerStatuses[0].restartCount}");
     wait_for(&c, "kuard", 30, "1", restarts);
     let seen = events(&c);
     assert!(
@@ -159,7 +140,7 @@ fn exec_startup_probes_gate_and_tcp_probes_dial_the_pod() {
     let c = Cluster::start_with_agent(&[]);
     c.file("slow.yaml", STARTUP_POD);
     c.kubectl(&["apply", "-f", "slow.yaml"]).ok();
-    let started = || get(&c, "slow", "{.status.containerStatuses[0].started}");
+    let started = || c.pod_field("slow", "{.status.containerStatuses[0].started}");
     wait_for(&c, "slow", 60, "false", started);
     let failing = eventually(20, || {
         let seen = events(&c);
@@ -175,14 +156,14 @@ fn exec_startup_probes_gate_and_tcp_probes_dial_the_pod() {
     c.kubectl(&["exec", "slow", "--", "touch", "/tmp/started"])
         .ok();
     wait_for(&c, "slow", 20, "true", started);
-    let ip = get(&c, "slow", "{.status.podIP}");
+    let ip = c.pod_field("slow", "{.status.podIP}");
     let refused =
         format!("Readiness probe failed: dial tcp {ip}:8081: connect: connection refused");
     let seen = eventually(20, || events(&c).contains(&refused).then_some(()));
     assert!(seen.is_some(), "{}", events(&c));
     assert_eq!(ready(&c, "slow"), "False");
     assert_eq!(
-        get(&c, "slow", "{.status.containerStatuses[0].restartCount}"),
+        c.pod_field("slow", "{.status.containerStatuses[0].restartCount}"),
         "0"
     );
 }

@@ -119,7 +119,7 @@ async fn run_pods(client: kube::Client, nodes: HashSet<String>) {
         let client = client.clone();
         tokio::spawn(async move {
             let result = if pod.metadata.deletion_timestamp.is_some() {
-                crate::report::confirm_deletion(&client, &pod).await
+                crate::kube_api::confirm_deletion(&client, &pod).await
             } else if pod.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Running") {
                 report_running(&client, &pod).await
             } else {

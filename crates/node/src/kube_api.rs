@@ -1,21 +1,91 @@
-//! The [`Reporter`] pod workers use on a real node: events through kube's recorder (as the
+//! The [`PodApi`] pod workers use on a real node: events through kube's recorder (as the
 //! `kubelet` component of this node), status as a merge patch of `pods/status`, and the final
 //! deletion of a pod the node has finished with.
 
-use k8s_openapi::api::core::v1::{Pod, PodStatus};
-use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodStatus, Secret, ServiceAccount};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
-use crate::machine::{PodEvent, Reporter};
+use crate::machine::{IssuedToken, MachineError, MachineResult, PodApi, PodEvent};
 
-pub struct ApiReporter {
+pub struct KubeApi {
     pub client: kube::Client,
     pub recorder: Recorder,
 }
 
-impl Reporter for ApiReporter {
+/// A read that found nothing is `None`; other failures are errors.
+fn found<T>(read: Result<T, kube::Error>) -> MachineResult<Option<T>> {
+    match read {
+        Ok(v) => Ok(Some(v)),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
+        Err(e) => Err(MachineError::Other(e.to_string())),
+    }
+}
+
+impl PodApi for KubeApi {
+    async fn config_map(&self, namespace: &str, name: &str) -> MachineResult<Option<ConfigMap>> {
+        found(
+            Api::<ConfigMap>::namespaced(self.client.clone(), namespace)
+                .get(name)
+                .await,
+        )
+    }
+
+    async fn secret(&self, namespace: &str, name: &str) -> MachineResult<Option<Secret>> {
+        found(
+            Api::<Secret>::namespaced(self.client.clone(), namespace)
+                .get(name)
+                .await,
+        )
+    }
+
+    async fn token(
+        &self,
+        pod: &Pod,
+        audiences: Vec<String>,
+        expiration_seconds: i64,
+    ) -> MachineResult<IssuedToken> {
+        let namespace = pod.namespace().unwrap_or_default();
+        let account = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.service_account_name.clone())
+            .unwrap_or_else(|| "default".into());
+        let request = TokenRequest {
+            spec: TokenRequestSpec {
+                audiences,
+                expiration_seconds: Some(expiration_seconds),
+                bound_object_ref: Some(BoundObjectReference {
+                    api_version: Some("v1".into()),
+                    kind: Some("Pod".into()),
+                    name: Some(pod.name_any()),
+                    uid: pod.uid(),
+                }),
+            },
+            ..Default::default()
+        };
+        let api = Api::<ServiceAccount>::namespaced(self.client.clone(), &namespace);
+        let issued = api
+            .create_token_request(&account, &PostParams::default(), &request)
+            .await
+            .map_err(|e| MachineError::Other(e.to_string()))?;
+        let status = issued
+            .status
+            .ok_or_else(|| MachineError::Other("the token request has no status".into()))?;
+        let lifetime = status
+            .expiration_timestamp
+            .0
+            .duration_since(k8s_openapi::jiff::Timestamp::now())
+            .unsigned_abs();
+        Ok(IssuedToken {
+            token: status.token,
+            lifetime,
+        })
+    }
+
     async fn event(&self, pod: &Pod, event: PodEvent) {
         let mut reference = pod.object_ref(&());
         reference.field_path = event.field;

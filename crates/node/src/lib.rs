@@ -6,20 +6,24 @@
 //! **Boundary:** the agent is an ordinary API client (kube-rs); it could run on another machine
 //! unchanged, and it never touches storage.
 
+pub mod downward;
 pub mod fake;
 pub mod host;
+pub mod in_cluster;
 pub mod join;
+pub mod kube_api;
 pub mod lifecycle;
 pub mod linux;
 pub mod logs;
 pub mod machine;
 pub mod probe;
 mod probe_net;
-pub mod report;
 pub mod server;
 pub mod spdy;
 pub mod status;
 pub mod streams;
+pub mod support;
+pub mod volumes;
 pub mod worker;
 #[cfg(test)]
 mod worker_tests;
@@ -58,6 +62,8 @@ pub struct Config {
     pub ca_pem: String,
     /// What the node keeps for its system daemons (`--system-reserved`): not allocatable to pods.
     pub system_reserved: api::resources::Resources,
+    /// Where the agent reaches the API server (pods are told an address that leads there).
+    pub api_server: Option<std::net::SocketAddr>,
 }
 
 /// Memory the kubelet's default hard eviction threshold (`memory.available<100Mi`) keeps free.
@@ -268,7 +274,7 @@ pub struct PodWorkers {
     pub node_name: String,
     pub host_ip: Option<String>,
     pub machine: std::sync::Arc<linux::LinuxMachine>,
-    pub reporter: std::sync::Arc<report::ApiReporter>,
+    pub api: std::sync::Arc<kube_api::KubeApi>,
 }
 
 /// Watches the pods bound to this node and keeps one worker per pod.
@@ -296,7 +302,7 @@ pub async fn run_pods(node: PodWorkers) {
                 let (tx, rx) = watch::channel(pod);
                 let w = worker::PodWorker::new(
                     node.machine.clone(),
-                    node.reporter.clone(),
+                    node.api.clone(),
                     node.host_ip.clone(),
                 );
                 tokio::spawn(worker::run(w, rx).instrument(span));
@@ -464,8 +470,12 @@ pub async fn run(client: kube::Client, config: Config) -> Result<(), Error> {
             images,
             network: config.network.clone(),
             pause: config.pause.clone(),
+            api_access: config
+                .api_server
+                .and_then(|s| in_cluster::ApiAccess::new(s, &config.network.subnet)),
+            relay: in_cluster::Relay::default(),
         }),
-        reporter: std::sync::Arc::new(report::ApiReporter { client, recorder }),
+        api: std::sync::Arc::new(kube_api::KubeApi { client, recorder }),
     };
     let addr = std::net::SocketAddr::from(([0, 0, 0, 0], config.kubelet_port));
     let (name, ca) = (config.node_name.clone(), config.ca_pem.clone());

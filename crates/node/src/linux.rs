@@ -14,10 +14,12 @@ use runtime::image::ImageStore;
 use runtime::oci;
 use runtime::sandbox::{self, NetworkConfig, Sandbox};
 
+use crate::in_cluster::{ApiAccess, Relay};
 use crate::machine::{
     Exit, Machine, MachineError, MachineResult, PodSandbox, ProbeOutcome, ProbeTarget, Record,
     RunState, Signal,
 };
+use crate::volumes::{Mount, Source};
 
 /// How long a runtime query or signal may take (the OCI runtime's own commands time out first).
 const CALL_TIMEOUT: Duration = Duration::from_secs(90);
@@ -31,6 +33,9 @@ pub struct LinuxMachine {
     pub network: NetworkConfig,
     /// The command that runs a pod's pause process.
     pub pause: Vec<String>,
+    /// How pods reach the API server.
+    pub api_access: Option<ApiAccess>,
+    pub relay: Relay,
 }
 
 /// Runs blocking `work` on the blocking pool, giving up after `limit`.
@@ -73,24 +78,9 @@ impl LinuxMachine {
     fn sandbox_of(&self, pod: &Pod) -> Option<Sandbox> {
         pod_sandbox(&self.state_dir, &uid(pod))
     }
-}
 
-/// The cgroup that holds a pod's pause process and its containers.
-fn cgroup_parent(pod: &Pod) -> String {
-    format!("/kubelite/pod{}", uid(pod))
-}
-
-impl Machine for LinuxMachine {
-    fn runtime_name(&self) -> String {
-        self.runtime
-            .oci_runtime
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("crun")
-            .to_string()
-    }
-
-    async fn sandbox(&self, pod: &Pod) -> MachineResult<PodSandbox> {
+    /// The pod's running sandbox, or a new one in its own cgroup.
+    async fn make_sandbox(&self, pod: &Pod) -> MachineResult<PodSandbox> {
         if let Some(s) = self.sandbox_of(pod).filter(Sandbox::alive) {
             return Ok(PodSandbox { ip: s.ip });
         }
@@ -112,6 +102,33 @@ impl Machine for LinuxMachine {
         })
         .await?;
         Ok(PodSandbox { ip: made.ip })
+    }
+}
+
+/// The cgroup that holds a pod's pause process and its containers.
+fn cgroup_parent(pod: &Pod) -> String {
+    format!("/kubelite/pod{}", uid(pod))
+}
+
+impl Machine for LinuxMachine {
+    fn runtime_name(&self) -> String {
+        self.runtime
+            .oci_runtime
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("crun")
+            .to_string()
+    }
+
+    async fn sandbox(&self, pod: &Pod) -> MachineResult<PodSandbox> {
+        let made = self.make_sandbox(pod).await;
+        // The bridge (and so the gateway address) exists once a sandbox does.
+        if let Some((listen, server)) = self.api_access.as_ref().and_then(|a| a.relay) {
+            if made.is_ok() {
+                self.relay.ensure(listen, server);
+            }
+        }
+        made
     }
 
     async fn has_image(&self, reference: &str) -> bool {
@@ -153,12 +170,22 @@ impl Machine for LinuxMachine {
         Ok(format!("Successfully pulled image \"{reference}\" in {secs:.3}s ({secs:.3}s including waiting). Image size: {size} bytes."))
     }
 
+    async fn volume(&self, pod: &Pod, name: &str, source: &Source) -> MachineResult<PathBuf> {
+        let dir = self.pod_dir(pod).join("volumes").join(name);
+        let source = source.clone();
+        blocking("making a volume", CALL_TIMEOUT, move || {
+            make_volume(&dir, &source)
+        })
+        .await
+    }
+
     async fn start(
         &self,
         pod: &Pod,
         c: &Container,
         id: &str,
         restart: i32,
+        mounts: &[Mount],
     ) -> MachineResult<String> {
         let sb = self
             .sandbox_of(pod)
@@ -172,10 +199,20 @@ impl Machine for LinuxMachine {
             id.to_string(),
         );
         let cgroup = format!("{}/{}", cgroup_parent(pod), id);
+        let service_env = self
+            .api_access
+            .as_ref()
+            .map(ApiAccess::env)
+            .unwrap_or_default();
+        let mounts = mounts
+            .iter()
+            .map(|m| (m.container_path.clone(), m.host_path.clone(), m.read_only))
+            .collect();
         let started = blocking("starting the container", LONG_CALL_TIMEOUT, move || {
             let image = images.resolve(c.image.as_deref().unwrap_or(""))?;
             let rootfs = oci::mount_rootfs(&image.layers, &bundle)?;
-            let spec = bundle_spec(&c, &image.config, &rootfs, &sb, cgroup);
+            let mut spec = bundle_spec(&c, &image.config, &rootfs, &sb, cgroup, &service_env);
+            spec.mounts = mounts;
             oci::write_config(&bundle, &spec)?;
             let stdin = runtime::container::Stdin::from_spec(
                 c.stdin.unwrap_or(false),
@@ -284,13 +321,38 @@ impl Machine for LinuxMachine {
     }
 }
 
+/// Makes one volume real under `dir` (or checks the host path it names); returns its place.
+fn make_volume(dir: &Path, source: &Source) -> MachineResult<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    match source {
+        Source::EmptyDir { memory, size_limit } => {
+            std::fs::create_dir_all(dir).map_err(|e| runtime::Error::io(dir, e))?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777))
+                .map_err(|e| runtime::Error::io(dir, e))?;
+            if *memory {
+                runtime::volume::mount_tmpfs(dir, *size_limit)?;
+            }
+            Ok(dir.to_path_buf())
+        }
+        Source::HostPath { path, kind } => {
+            runtime::volume::check_host_path(path, kind).map_err(MachineError::Other)?;
+            Ok(path.clone())
+        }
+        Source::Files(files) => {
+            runtime::volume::write_atomic(dir, files)?;
+            Ok(dir.to_path_buf())
+        }
+    }
+}
+
 /// Stops every container the pod directory holds (earlier instances too), removes their root
-/// filesystems, the sandbox and the cgroup, then the directory.
+/// filesystems, unmounts its volumes, removes the sandbox and the cgroup, then the directory.
 fn teardown_dir(rt: &Runtime, net: &NetworkConfig, dir: &Path, cgroup: &str) {
     let sandbox_dir = dir.join("sandbox");
+    let volumes_dir = dir.join("volumes");
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = entry.path();
-        if path == sandbox_dir || !path.is_dir() {
+        if path == sandbox_dir || path == volumes_dir || !path.is_dir() {
             continue;
         }
         if let Some(id) = path.file_name().and_then(|n| n.to_str()) {
@@ -305,6 +367,8 @@ fn teardown_dir(rt: &Runtime, net: &NetworkConfig, dir: &Path, cgroup: &str) {
         }
     }
     let _ = runtime::cgroups::remove(cgroup);
+    // Memory volumes are mounts: gone before their directories are removed.
+    runtime::volume::unmount_below(&volumes_dir);
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -315,6 +379,7 @@ fn bundle_spec<'a>(
     rootfs: &'a Path,
     sb: &'a Sandbox,
     cgroups_path: String,
+    service_env: &[(String, String)],
 ) -> oci::BundleSpec<'a> {
     let args = oci::merge_command(
         &image.entrypoint,
@@ -322,11 +387,16 @@ fn bundle_spec<'a>(
         c.command.as_deref(),
         c.args.as_deref(),
     );
-    let env_pairs: Vec<(String, String)> = c
-        .env
+    // The container's own variables win over the service ones.
+    let env_pairs: Vec<(String, String)> = service_env
         .iter()
-        .flatten()
-        .filter_map(|e| Some((e.name.clone(), e.value.clone()?)))
+        .cloned()
+        .chain(
+            c.env
+                .iter()
+                .flatten()
+                .filter_map(|e| Some((e.name.clone(), e.value.clone()?))),
+        )
         .collect();
     let resources = c.resources.as_ref();
     let requests = resources.and_then(|r| r.requests.as_ref());

@@ -1,5 +1,5 @@
 //! What a pod worker asks of the machine and of the API, as two traits: [`Machine`] (sandbox,
-//! images, containers, probes, the worker's own records) and [`Reporter`] (events, status,
+//! images, containers, probes, the worker's own records) and [`PodApi`] (events, status,
 //! deletion). The agent implements them over crun and the API server (`linux`, `report`);
 //! tests implement them in memory, so the worker's whole lifecycle runs without root.
 
@@ -98,13 +98,21 @@ pub trait Machine: Send + Sync + 'static {
     fn has_image(&self, reference: &str) -> impl Future<Output = bool> + Send;
     /// Pulls an image; returns the kubelet's "Successfully pulled …" note.
     fn pull(&self, reference: &str) -> impl Future<Output = MachineResult<String>> + Send;
-    /// Creates and starts instance `id` of `container`; returns the image's ID.
+    /// Makes a volume ready on the host; returns where it is.
+    fn volume(
+        &self,
+        pod: &Pod,
+        name: &str,
+        source: &crate::volumes::Source,
+    ) -> impl Future<Output = MachineResult<std::path::PathBuf>> + Send;
+    /// Creates and starts instance `id` of `container` with `mounts`; returns the image's ID.
     fn start(
         &self,
         pod: &Pod,
         container: &Container,
         id: &str,
         restart: i32,
+        mounts: &[crate::volumes::Mount],
     ) -> impl Future<Output = MachineResult<String>> + Send;
     /// The container's state; `None` when the runtime does not know it.
     fn state(&self, id: &str) -> impl Future<Output = MachineResult<Option<RunState>>> + Send;
@@ -134,8 +142,35 @@ pub struct PodEvent {
     pub field: Option<String>,
 }
 
-/// Where a pod worker reports to.
-pub trait Reporter: Send + Sync + 'static {
+/// A service-account token the API server issued for a pod.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssuedToken {
+    pub token: String,
+    /// How long it is valid from issue.
+    pub lifetime: Duration,
+}
+
+/// What a pod worker asks of the API server: it reports there, and reads the objects its
+/// volumes and environment name.
+pub trait PodApi: Send + Sync + 'static {
+    /// A ConfigMap of the pod's namespace; `None` when there is none of that name.
+    fn config_map(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = MachineResult<Option<k8s_openapi::api::core::v1::ConfigMap>>> + Send;
+    fn secret(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = MachineResult<Option<k8s_openapi::api::core::v1::Secret>>> + Send;
+    /// A token of the pod's service account, bound to the pod.
+    fn token(
+        &self,
+        pod: &Pod,
+        audiences: Vec<String>,
+        expiration_seconds: i64,
+    ) -> impl Future<Output = MachineResult<IssuedToken>> + Send;
     fn event(&self, pod: &Pod, event: PodEvent) -> impl Future<Output = ()> + Send;
     /// Writes the pod's status; false when it could not (it is tried again on the next pass).
     fn status(&self, pod: &Pod, status: &PodStatus) -> impl Future<Output = bool> + Send;

@@ -13,8 +13,8 @@ use crate::lifecycle;
 pub struct PodFacts {
     pub pod_ip: Option<String>,
     pub host_ip: Option<String>,
-    /// The pod ran past `activeDeadlineSeconds`.
-    pub deadline_exceeded: bool,
+    /// Why the pod failed as a whole (past its deadline, refused): reason and message.
+    pub failure: Option<(String, String)>,
 }
 
 pub const DEADLINE_MESSAGE: &str = "Pod was active on the node longer than the specified deadline";
@@ -44,10 +44,10 @@ pub fn pod_status(
         restarted: containers.iter().any(|s| s.restart_count > 0),
     });
     let (mut reason, mut message) = (None, None);
-    if facts.deadline_exceeded {
+    if let Some((why, text)) = &facts.failure {
         phase = "Failed";
-        reason = Some("DeadlineExceeded".to_string());
-        message = Some(DEADLINE_MESSAGE.to_string());
+        reason = Some(why.clone());
+        message = Some(text.clone());
     }
     let current = pod.status.as_ref();
     PodStatus {

@@ -1,7 +1,7 @@
 //! The pod worker: one per pod bound to this node. Each pass ([`PodWorker::sync`]) brings the
 //! machine closer to the pod's spec and reports the status when it changed; deletion ends in
 //! [`PodWorker::terminate`]. It reaches the machine and the API only through [`Machine`] and
-//! [`Reporter`], so every rule here is tested on fakes (`worker_tests`).
+//! [`PodApi`], so every rule here is tested on fakes (`worker_tests`).
 //!
 //! A container moves through these states (the `state` its status shows in brackets):
 //!
@@ -20,6 +20,7 @@
 //! container's `ready`. The runtime failing to answer is never read as "the container ended".
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,11 +36,13 @@ use tokio::time::Instant;
 
 use crate::lifecycle::{self, CrashBackoff, ImageAction, RestartPolicy};
 use crate::machine::{
-    Instance, Machine, PodEvent, PodSandbox, ProbeOutcome, ProbeTarget, Record, Reporter, RunState,
+    Instance, Machine, PodApi, PodEvent, PodSandbox, ProbeOutcome, ProbeTarget, Record, RunState,
     Signal,
 };
 use crate::probe::{ProbeKind, Prober};
 use crate::status::{self, PodFacts};
+use crate::support;
+use crate::volumes::{self, Source, Tokens};
 
 /// How long a stopped container's exit code may take to appear before it is taken as killed.
 const EXIT_FILE_WAIT: Duration = Duration::from_secs(2);
@@ -49,6 +52,15 @@ const POLL: Duration = Duration::from_millis(500);
 const SOON: Duration = Duration::from_millis(10);
 /// How often a stopping container is asked whether it has ended.
 const STOP_POLL: Duration = Duration::from_millis(50);
+/// How often projected volumes (configMap, secret, downward API, tokens) are brought up to date.
+const VOLUME_RESYNC: Duration = Duration::from_secs(10);
+
+/// The wait after a failed volume set-up: 1 s doubling to 2 min.
+fn volume_backoff(previous: Option<Duration>) -> Duration {
+    previous.map_or(Duration::from_secs(1), |d| {
+        (d * 2).min(Duration::from_secs(120))
+    })
+}
 
 /// Now, to the second, as Kubernetes timestamps are written.
 fn now() -> Time {
@@ -119,24 +131,40 @@ impl Track {
 
 pub struct PodWorker<M, R> {
     machine: Arc<M>,
-    reporter: Arc<R>,
+    api: Arc<R>,
     host_ip: Option<String>,
     tracks: HashMap<String, Track>,
     sandbox: Option<PodSandbox>,
     last_status: Option<PodStatus>,
+    /// Why the whole pod failed (refused, past its deadline): status reason and message.
+    failure: Option<(String, String)>,
     deadline_exceeded: bool,
+    volumes: Volumes,
 }
 
-impl<M: Machine, R: Reporter> PodWorker<M, R> {
-    pub fn new(machine: Arc<M>, reporter: Arc<R>, host_ip: Option<String>) -> Self {
+/// The pod's volumes as made on the host, and when to look at them again.
+#[derive(Default)]
+struct Volumes {
+    made: HashMap<String, (Source, PathBuf)>,
+    /// Every volume has been made once.
+    ready: bool,
+    next_sync: Option<Instant>,
+    backoff: Option<Duration>,
+    tokens: Tokens,
+}
+
+impl<M: Machine, R: PodApi> PodWorker<M, R> {
+    pub fn new(machine: Arc<M>, api: Arc<R>, host_ip: Option<String>) -> Self {
         PodWorker {
             machine,
-            reporter,
+            api,
             host_ip,
             tracks: HashMap::new(),
             sandbox: None,
             last_status: None,
+            failure: None,
             deadline_exceeded: false,
+            volumes: Volumes::default(),
         }
     }
 
@@ -147,7 +175,7 @@ impl<M: Machine, R: Reporter> PodWorker<M, R> {
             note,
             field: f,
         };
-        self.reporter.event(pod, event).await;
+        self.api.event(pod, event).await;
     }
 
     /// After an agent restart: takes over the containers the previous agent recorded.
@@ -176,17 +204,23 @@ impl<M: Machine, R: Reporter> PodWorker<M, R> {
         }
     }
 
-    /// One pass: sandbox, containers, status. Returns how soon to look again.
+    /// One pass: sandbox, volumes, containers, status. Returns how soon to look again.
     pub async fn sync(&mut self, pod: &Pod) -> Duration {
+        if self.refused(pod).await {
+            self.report(pod).await;
+            return POLL;
+        }
         if self.sandbox.is_none() {
             self.make_sandbox(pod).await;
         }
         if !self.deadline_exceeded && past_deadline(pod) {
             self.deadline_exceeded = true;
+            let why = ("DeadlineExceeded".into(), status::DEADLINE_MESSAGE.into());
+            self.failure = Some(why);
             self.end_for_deadline(pod).await;
         }
         let mut wait = POLL;
-        if self.sandbox.is_some() {
+        if self.sandbox.is_some() && self.sync_volumes(pod).await {
             // Past its deadline the pod only records how its containers ended.
             let policy = if self.deadline_exceeded {
                 RestartPolicy::Never
@@ -209,6 +243,72 @@ impl<M: Machine, R: Reporter> PodWorker<M, R> {
         wait
     }
 
+    /// Refuses, once and for good, a pod asking for what this node cannot do.
+    async fn refused(&mut self, pod: &Pod) -> bool {
+        if self.failure.is_some() && !self.deadline_exceeded {
+            return true;
+        }
+        if self.sandbox.is_some() || !self.tracks.is_empty() {
+            return false;
+        }
+        let fields = support::refusals(pod);
+        if fields.is_empty() {
+            return false;
+        }
+        let message = support::message(&fields);
+        tracing::warn!(%message, "refusing a pod");
+        self.event(pod, true, support::REASON, message.clone(), None)
+            .await;
+        self.failure = Some((support::REASON.into(), message));
+        true
+    }
+
+    /// Makes the pod's volumes, and keeps projected ones up to date. Until every volume has been
+    /// made once, no container starts (a `FailedMount` event says why, retried with back-off).
+    async fn sync_volumes(&mut self, pod: &Pod) -> bool {
+        let now = Instant::now();
+        if self.volumes.next_sync.is_some_and(|at| now < at) {
+            return self.volumes.ready;
+        }
+        let mut failed = false;
+        for v in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
+            let made = self.volumes.made.get(&v.name);
+            if made.is_some_and(|(source, _)| !matches!(source, Source::Files(_))) {
+                continue;
+            }
+            let resolved = volumes::resolve(&*self.api, pod, v, &mut self.volumes.tokens).await;
+            let placed = match resolved {
+                Ok(source) => match self.machine.volume(pod, &v.name, &source).await {
+                    Ok(path) => Ok((source, path)),
+                    Err(err) => Err(err.to_string()),
+                },
+                Err(err) => Err(err.to_string()),
+            };
+            match placed {
+                Ok(made) => {
+                    self.volumes.made.insert(v.name.clone(), made);
+                }
+                Err(err) => {
+                    failed = true;
+                    let note =
+                        format!("MountVolume.SetUp failed for volume \"{}\" : {err}", v.name);
+                    self.event(pod, true, "FailedMount", note, None).await;
+                }
+            }
+        }
+        let wait = if failed {
+            let next = volume_backoff(self.volumes.backoff);
+            self.volumes.backoff = Some(next);
+            next
+        } else {
+            self.volumes.ready = true;
+            self.volumes.backoff = None;
+            VOLUME_RESYNC
+        };
+        self.volumes.next_sync = Some(now + wait);
+        self.volumes.ready
+    }
+
     async fn make_sandbox(&mut self, pod: &Pod) {
         match self.machine.sandbox(pod).await {
             Ok(s) => self.sandbox = Some(s),
@@ -222,16 +322,19 @@ impl<M: Machine, R: Reporter> PodWorker<M, R> {
     }
 
     async fn report(&mut self, pod: &Pod) {
+        // A refused pod never had containers to speak of.
+        let refused = self.failure.is_some() && !self.deadline_exceeded;
         let statuses = pod
             .spec
             .iter()
             .flat_map(|s| s.containers.iter())
+            .filter(|_| !refused)
             .map(|c| self.container_status(c))
             .collect();
         let facts = PodFacts {
             pod_ip: self.sandbox.as_ref().map(|s| s.ip.clone()),
             host_ip: self.host_ip.clone(),
-            deadline_exceeded: self.deadline_exceeded,
+            failure: self.failure.clone(),
         };
         let now = now();
         let status = status::pod_status(pod, statuses, &facts, &now);
@@ -239,7 +342,7 @@ impl<M: Machine, R: Reporter> PodWorker<M, R> {
             return;
         }
         let timed = status::with_transition_times(status.clone(), pod, &now);
-        if self.reporter.status(pod, &timed).await {
+        if self.api.status(pod, &timed).await {
             self.last_status = Some(status);
         }
     }
@@ -534,9 +637,18 @@ impl<M: Machine, R: Reporter> PodWorker<M, R> {
         if let Some(note) = pulled {
             self.event(pod, false, "Pulled", note, field(&c.name)).await;
         }
+        let mounts = match volumes::mounts(c, &self.volumes.made) {
+            Ok(m) => m,
+            Err(err) => {
+                let reason = "CreateContainerConfigError";
+                self.start_failure(pod, c, t, reason, err.clone(), &err)
+                    .await;
+                return;
+            }
+        };
         let uid = pod.uid().unwrap_or_default();
         let id = format!("{}-{}-{}", &uid[..uid.len().min(8)], c.name, t.restarts);
-        match self.machine.start(pod, c, &id, t.restarts).await {
+        match self.machine.start(pod, c, &id, t.restarts, &mounts).await {
             Ok(image_id) => {
                 let created = format!("Created container: {}", c.name);
                 self.event(pod, false, "Created", created, field(&c.name))
@@ -715,7 +827,7 @@ impl<M: Machine, R: Reporter> PodWorker<M, R> {
         let stops = running.iter().map(|(_, id)| self.stop_quietly(id, grace));
         futures::future::join_all(stops).await;
         self.machine.teardown(pod).await;
-        self.reporter.deleted(pod).await;
+        self.api.deleted(pod).await;
     }
 }
 
@@ -754,7 +866,7 @@ fn past_deadline(pod: &Pod) -> bool {
 
 /// Runs a pod's worker until the pod is deleted and cleaned up; new versions of the pod arrive
 /// on `updates`.
-pub async fn run<M: Machine, R: Reporter>(
+pub async fn run<M: Machine, R: PodApi>(
     mut worker: PodWorker<M, R>,
     mut updates: watch::Receiver<Pod>,
 ) {

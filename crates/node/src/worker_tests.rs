@@ -1,4 +1,4 @@
-//! The pod worker's lifecycle on an in-memory machine and reporter: restart policies, back-off,
+//! The pod worker's lifecycle on an in-memory machine and api: restart policies, back-off,
 //! image pull policies, probes, graceful termination and runtime failures, with tokio's clock
 //! paused so that minutes of back-off pass at once.
 
@@ -6,7 +6,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Container, ContainerState, Pod, PodStatus, Probe};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, ContainerState, Pod, PodStatus, Probe, Secret,
+};
 use serde_json::json;
 
 use crate::machine::*;
@@ -37,6 +39,8 @@ struct World {
     probes_made: Vec<String>,
     records: HashMap<String, Record>,
     torn_down: bool,
+    volumes: HashMap<String, crate::volumes::Source>,
+    mounts: HashMap<String, Vec<crate::volumes::Mount>>,
 }
 
 #[derive(Default)]
@@ -102,8 +106,28 @@ impl Machine for FakeMachine {
         })
     }
 
-    async fn start(&self, _: &Pod, _: &Container, id: &str, _: i32) -> MachineResult<String> {
+    async fn volume(
+        &self,
+        _: &Pod,
+        name: &str,
+        source: &crate::volumes::Source,
+    ) -> MachineResult<std::path::PathBuf> {
         self.with(|w| {
+            w.volumes.insert(name.into(), source.clone());
+            Ok(std::path::PathBuf::from("/volumes").join(name))
+        })
+    }
+
+    async fn start(
+        &self,
+        _: &Pod,
+        _: &Container,
+        id: &str,
+        _: i32,
+        mounts: &[crate::volumes::Mount],
+    ) -> MachineResult<String> {
+        self.with(|w| {
+            w.mounts.insert(id.into(), mounts.to_vec());
             if let Some(e) = &w.start_error {
                 return Err(MachineError::Other(e.clone()));
             }
@@ -188,13 +212,32 @@ impl Machine for FakeMachine {
 }
 
 #[derive(Default)]
-struct FakeReporter {
+struct FakeApi {
     events: Mutex<Vec<PodEvent>>,
     statuses: Mutex<Vec<PodStatus>>,
     deleted: Mutex<bool>,
+    config_maps: Mutex<HashMap<String, ConfigMap>>,
+    tokens_issued: Mutex<usize>,
 }
 
-impl Reporter for FakeReporter {
+impl PodApi for FakeApi {
+    async fn config_map(&self, _: &str, name: &str) -> MachineResult<Option<ConfigMap>> {
+        Ok(self.config_maps.lock().expect("cms").get(name).cloned())
+    }
+
+    async fn secret(&self, _: &str, _: &str) -> MachineResult<Option<Secret>> {
+        Ok(None)
+    }
+
+    async fn token(&self, _: &Pod, _: Vec<String>, seconds: i64) -> MachineResult<IssuedToken> {
+        let mut n = self.tokens_issued.lock().expect("tokens");
+        *n += 1;
+        Ok(IssuedToken {
+            token: format!("token-{n}"),
+            lifetime: Duration::from_secs(seconds as u64),
+        })
+    }
+
     async fn event(&self, _: &Pod, event: PodEvent) {
         self.events.lock().expect("events").push(event);
     }
@@ -209,7 +252,7 @@ impl Reporter for FakeReporter {
     }
 }
 
-impl FakeReporter {
+impl FakeApi {
     /// Every event as "Reason: note".
     fn events(&self) -> Vec<String> {
         let events = self.events.lock().expect("events");
@@ -279,8 +322,8 @@ impl FakeReporter {
 
 struct Harness {
     machine: Arc<FakeMachine>,
-    reporter: Arc<FakeReporter>,
-    worker: PodWorker<FakeMachine, FakeReporter>,
+    api: Arc<FakeApi>,
+    worker: PodWorker<FakeMachine, FakeApi>,
     pod: Pod,
 }
 
@@ -304,11 +347,11 @@ impl Harness {
     fn new(pod: Pod) -> Self {
         let machine = Arc::new(FakeMachine::default());
         machine.with(|w| w.images.insert("demo:1".into()));
-        let reporter = Arc::new(FakeReporter::default());
-        let worker = PodWorker::new(machine.clone(), reporter.clone(), Some("192.0.2.1".into()));
+        let api = Arc::new(FakeApi::default());
+        let worker = PodWorker::new(machine.clone(), api.clone(), Some("192.0.2.1".into()));
         Harness {
             machine,
-            reporter,
+            api,
             worker,
             pod,
         }
@@ -337,25 +380,22 @@ async fn a_container_starts_with_the_kubelets_events_and_runs() {
     let mut h = Harness::new(one_container("Always", json!({})));
     h.sync().await;
     assert_eq!(
-        h.reporter.events(),
+        h.api.events(),
         [
             "Pulled: Container image \"demo:1\" already present on machine",
             "Created: Created container: c",
             "Started: Started container c",
         ]
     );
-    assert_eq!(h.reporter.phase(), "Running");
-    assert!(h.reporter.state("c").running.is_some());
-    assert!(
-        h.reporter.ready("c"),
-        "no readiness probe: ready once running"
-    );
-    let status = h.reporter.last();
+    assert_eq!(h.api.phase(), "Running");
+    assert!(h.api.state("c").running.is_some());
+    assert!(h.api.ready("c"), "no readiness probe: ready once running");
+    let status = h.api.last();
     assert_eq!(status.pod_ip.as_deref(), Some("10.0.0.9"));
     assert_eq!(status.host_ip.as_deref(), Some("192.0.2.1"));
-    let before = h.reporter.statuses.lock().expect("s").len();
+    let before = h.api.statuses.lock().expect("s").len();
     h.sync().await;
-    let after = h.reporter.statuses.lock().expect("s").len();
+    let after = h.api.statuses.lock().expect("s").len();
     assert_eq!(before, after, "an unchanged status is not written again");
 }
 
@@ -376,15 +416,15 @@ async fn restart_policies_decide_by_exit_code_and_end_in_the_right_phase() {
         h.run_for(Duration::from_millis(100)).await;
         let case = format!("{policy} exit {code}");
         assert_eq!(h.started(), if restarts { 2 } else { 1 }, "{case}");
-        assert_eq!(h.reporter.phase(), phase, "{case}");
+        assert_eq!(h.api.phase(), phase, "{case}");
         if !restarts {
-            let t = h.reporter.state("c").terminated.expect("terminated");
+            let t = h.api.state("c").terminated.expect("terminated");
             assert_eq!(t.exit_code, code, "{case}");
             let reason = if code == 0 { "Completed" } else { "Error" };
             assert_eq!(t.reason.as_deref(), Some(reason), "{case}");
         } else {
-            assert_eq!(h.reporter.restarts("c"), 1, "{case}");
-            let last = h.reporter.last().container_statuses.expect("s")[0]
+            assert_eq!(h.api.restarts("c"), 1, "{case}");
+            let last = h.api.last().container_statuses.expect("s")[0]
                 .last_state
                 .clone()
                 .and_then(|s| s.terminated)
@@ -412,20 +452,16 @@ async fn crash_loops_back_off_10_s_doubling_to_5_minutes() {
     assert_eq!(waits, [0, 10, 20, 40, 80, 160, 300]);
     h.machine.exit("c", 1);
     h.run_for(Duration::from_secs(1)).await;
-    let (reason, message) = h.reporter.waiting("c").expect("waiting");
+    let (reason, message) = h.api.waiting("c").expect("waiting");
     assert_eq!(reason, "CrashLoopBackOff");
     assert_eq!(
         message,
         "back-off 300s restarting failed container=c pod=p_default(0123456789abcdef)"
     );
     assert!(h
-        .reporter
+        .api
         .has("BackOff: Back-off restarting failed container c in pod p_default(0123456789abcdef)"));
-    assert_eq!(
-        h.reporter.phase(),
-        "Running",
-        "a crash-looping pod is Running"
-    );
+    assert_eq!(h.api.phase(), "Running", "a crash-looping pod is Running");
 }
 
 #[tokio::test(start_paused = true)]
@@ -454,7 +490,7 @@ async fn pull_policies_pull_use_or_refuse() {
         json!({"imagePullPolicy": "Always"}),
     ));
     h.sync().await;
-    assert!(h.reporter.has("Pulling: Pulling image \"demo:1\""));
+    assert!(h.api.has("Pulling: Pulling image \"demo:1\""));
     assert_eq!(
         h.machine.with(|w| w.pulls),
         1,
@@ -466,7 +502,7 @@ async fn pull_policies_pull_use_or_refuse() {
         json!({"image": "absent:1", "imagePullPolicy": "Never"}),
     ));
     h.sync().await;
-    let (reason, message) = h.reporter.waiting("c").expect("waiting");
+    let (reason, message) = h.api.waiting("c").expect("waiting");
     assert_eq!(reason, "ErrImageNeverPull");
     assert_eq!(
         message,
@@ -477,10 +513,10 @@ async fn pull_policies_pull_use_or_refuse() {
     let mut h = Harness::new(one_container("Always", json!({"image": "gone:1"})));
     h.machine.with(|w| w.pull_error = Some("not found".into()));
     h.sync().await;
-    assert_eq!(h.reporter.waiting("c").expect("w").0, "ErrImagePull");
+    assert_eq!(h.api.waiting("c").expect("w").0, "ErrImagePull");
     h.run_for(Duration::from_secs(1)).await;
-    assert_eq!(h.reporter.waiting("c").expect("w").0, "ImagePullBackOff");
-    assert!(h.reporter.has("BackOff: Back-off pulling image \"gone:1\""));
+    assert_eq!(h.api.waiting("c").expect("w").0, "ImagePullBackOff");
+    assert!(h.api.has("BackOff: Back-off pulling image \"gone:1\""));
     assert_eq!(
         h.machine.with(|w| w.pulls),
         1,
@@ -499,13 +535,13 @@ async fn a_container_that_cannot_be_created_retries_with_back_off() {
     h.machine
         .with(|w| w.start_error = Some("no such file".into()));
     h.run_for(Duration::from_secs(35)).await;
-    let (reason, message) = h.reporter.waiting("c").expect("waiting");
+    let (reason, message) = h.api.waiting("c").expect("waiting");
     assert_eq!(
         (reason.as_str(), message.as_str()),
         ("CreateContainerError", "no such file")
     );
     // Attempts at 0 s, 10 s, 30 s.
-    assert_eq!(h.reporter.count("Failed: Error: no such file"), 3);
+    assert_eq!(h.api.count("Failed: Error: no such file"), 3);
 }
 
 #[tokio::test(start_paused = true)]
@@ -514,8 +550,8 @@ async fn a_runtime_that_cannot_answer_is_not_an_exit() {
     h.sync().await;
     h.machine.with(|w| w.state_error = true);
     h.run_for(Duration::from_secs(30)).await;
-    assert!(h.reporter.state("c").running.is_some());
-    assert_eq!(h.reporter.phase(), "Running");
+    assert!(h.api.state("c").running.is_some());
+    assert_eq!(h.api.phase(), "Running");
     assert_eq!(h.started(), 1);
 }
 
@@ -528,11 +564,11 @@ async fn an_exit_without_a_code_waits_for_it_then_counts_as_killed() {
         .with(|w| w.containers.get_mut(&id).expect("c").state = Some(RunState::Stopped));
     h.run_for(Duration::from_secs(1)).await;
     assert!(
-        h.reporter.state("c").running.is_some(),
+        h.api.state("c").running.is_some(),
         "waiting for the exit code"
     );
     h.run_for(Duration::from_secs(2)).await;
-    let t = h.reporter.state("c").terminated.expect("terminated");
+    let t = h.api.state("c").terminated.expect("terminated");
     assert_eq!(t.exit_code, 0);
 }
 
@@ -548,7 +584,7 @@ async fn an_oom_kill_is_reported_as_oomkilled() {
         b.oom = true;
     });
     h.sync().await;
-    let t = h.reporter.state("c").terminated.expect("terminated");
+    let t = h.api.state("c").terminated.expect("terminated");
     assert_eq!((t.exit_code, t.reason.as_deref()), (137, Some("OOMKilled")));
 }
 
@@ -573,9 +609,9 @@ async fn deletion_asks_with_sigterm_and_kills_after_the_grace_period() {
         "SIGKILL after the 7 s grace period, not {waited:?}"
     );
     assert_eq!(h.machine.signals("c"), [Signal::Term, Signal::Kill]);
-    assert!(h.reporter.has("Killing: Stopping container c"));
+    assert!(h.api.has("Killing: Stopping container c"));
     assert!(h.machine.with(|w| w.torn_down));
-    assert!(*h.reporter.deleted.lock().expect("d"));
+    assert!(*h.api.deleted.lock().expect("d"));
 
     let mut h = Harness::new(one_container("Always", json!({})));
     h.machine.with(|w| w.exit_on_term = true);
@@ -590,13 +626,13 @@ async fn deletion_asks_with_sigterm_and_kills_after_the_grace_period() {
 async fn an_agent_restart_adopts_a_running_container() {
     let mut h = Harness::new(one_container("Always", json!({})));
     h.sync().await;
-    let reporter = Arc::new(FakeReporter::default());
-    let mut again = PodWorker::new(h.machine.clone(), reporter.clone(), None);
+    let api = Arc::new(FakeApi::default());
+    let mut again = PodWorker::new(h.machine.clone(), api.clone(), None);
     again.adopt(&h.pod).await;
     again.sync(&h.pod).await;
     assert_eq!(h.started(), 1, "not started a second time");
-    assert!(reporter.events().is_empty());
-    assert!(reporter.state("c").running.is_some());
+    assert!(api.events().is_empty());
+    assert!(api.state("c").running.is_some());
 }
 
 fn http_probe(path: &str, extra: serde_json::Value) -> serde_json::Value {
@@ -624,17 +660,17 @@ async fn a_failing_liveness_probe_restarts_the_container_with_the_kubelets_event
         .with(|w| w.probe_answers.insert("/healthy".into(), failure));
     h.run_for(Duration::from_secs(21)).await;
     assert_eq!(
-        h.reporter
+        h.api
             .count("Unhealthy: Liveness probe failed: HTTP probe failed with statuscode: 500"),
         2
     );
     assert_eq!(h.started(), 1, "two failures of three");
     h.run_for(Duration::from_secs(10)).await;
     assert!(h
-        .reporter
+        .api
         .has("Killing: Container c failed liveness probe, will be restarted"));
     assert_eq!(h.started(), 2, "restarted");
-    assert_eq!(h.reporter.restarts("c"), 1);
+    assert_eq!(h.api.restarts("c"), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -645,9 +681,9 @@ async fn readiness_decides_ready_and_the_pod_conditions() {
     h.machine
         .with(|w| w.probe_answers.insert("/ready".into(), failing.clone()));
     h.run_for(Duration::from_secs(1)).await;
-    assert!(!h.reporter.ready("c"), "not ready before the probe passes");
+    assert!(!h.api.ready("c"), "not ready before the probe passes");
     let ready = |h: &Harness| {
-        let s = h.reporter.last();
+        let s = h.api.last();
         let c = s.conditions.expect("conditions");
         let c = c
             .iter()
@@ -662,14 +698,14 @@ async fn readiness_decides_ready_and_the_pod_conditions() {
     );
     h.machine.with(|w| w.probe_answers.remove("/ready"));
     h.run_for(Duration::from_secs(5)).await;
-    assert!(h.reporter.ready("c"));
+    assert!(h.api.ready("c"));
     assert_eq!(ready(&h), ("True".into(), String::new()));
     h.machine
         .with(|w| w.probe_answers.insert("/ready".into(), failing));
     h.run_for(Duration::from_secs(11)).await;
-    assert!(h.reporter.ready("c"), "two failures of three keep it ready");
+    assert!(h.api.ready("c"), "two failures of three keep it ready");
     h.run_for(Duration::from_secs(5)).await;
-    assert!(!h.reporter.ready("c"));
+    assert!(!h.api.ready("c"));
     assert_eq!(h.started(), 1, "readiness never restarts a container");
 }
 
@@ -686,14 +722,14 @@ async fn the_startup_probe_holds_back_the_others_until_it_passes() {
     h.run_for(Duration::from_secs(5)).await;
     let made = h.machine.with(|w| w.probes_made.clone());
     assert!(made.iter().all(|p| p == "/started"), "{made:?}");
-    let status = h.reporter.last().container_statuses.expect("s")[0].clone();
+    let status = h.api.last().container_statuses.expect("s")[0].clone();
     assert_eq!((status.started, status.ready), (Some(false), false));
     h.machine.with(|w| w.probe_answers.remove("/started"));
     h.run_for(Duration::from_secs(2)).await;
     assert!(h
         .machine
         .with(|w| w.probes_made.contains(&"/healthy".to_string())));
-    let status = h.reporter.last().container_statuses.expect("s")[0].clone();
+    let status = h.api.last().container_statuses.expect("s")[0].clone();
     assert_eq!((status.started, status.ready), (Some(true), true));
 }
 
@@ -705,7 +741,7 @@ async fn a_probe_that_cannot_be_made_changes_nothing() {
     h.machine
         .with(|w| w.probe_answers.insert("/healthy".into(), unknown));
     h.run_for(Duration::from_secs(30)).await;
-    assert!(h.reporter.has(
+    assert!(h.api.has(
         "Unhealthy: Liveness probe errored and resulted in unknown state: couldn't find port: web in c"
     ));
     assert_eq!(h.machine.signals("c"), [], "no kill");
@@ -721,7 +757,128 @@ async fn a_liveness_kill_under_restart_policy_never_does_not_promise_a_restart()
             .insert("/healthy".into(), ProbeOutcome::Failure("x".into()));
     });
     h.run_for(Duration::from_secs(1)).await;
-    assert!(h.reporter.has("Killing: Container c failed liveness probe"));
-    assert_eq!(h.reporter.phase(), "Failed");
+    assert!(h.api.has("Killing: Container c failed liveness probe"));
+    assert_eq!(h.api.phase(), "Failed");
     assert_eq!(h.started(), 1);
+}
+
+fn config_map(name: &str, data: serde_json::Value) -> ConfigMap {
+    serde_json::from_value(json!({"metadata": {"name": name}, "data": data})).expect("cm")
+}
+
+fn files(source: &crate::volumes::Source) -> Vec<(String, String)> {
+    match source {
+        crate::volumes::Source::Files(files) => files
+            .iter()
+            .map(|f| {
+                (
+                    f.path.clone(),
+                    String::from_utf8_lossy(&f.data).into_owned(),
+                )
+            })
+            .collect(),
+        other => panic!("not files: {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn containers_wait_for_their_volumes_and_mount_them() {
+    let mut p = one_container(
+        "Always",
+        json!({"volumeMounts": [{"name": "cfg", "mountPath": "/etc/app"}, {"name": "scratch", "mountPath": "/tmp/s"}]}),
+    );
+    p.spec.as_mut().expect("spec").volumes = Some(
+        serde_json::from_value(json!([
+            {"name": "cfg", "configMap": {"name": "app"}},
+            {"name": "scratch", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
+        ]))
+        .expect("volumes"),
+    );
+    let mut h = Harness::new(p);
+    h.run_for(Duration::from_secs(3)).await;
+    assert_eq!(h.started(), 0, "no container before its volumes");
+    assert!(h.api.has(
+        "FailedMount: MountVolume.SetUp failed for volume \"cfg\" : configmap \"app\" not found"
+    ));
+    assert_eq!(h.api.waiting("c").expect("waiting").0, "ContainerCreating");
+    h.api
+        .config_maps
+        .lock()
+        .expect("cms")
+        .insert("app".into(), config_map("app", json!({"app.conf": "one"})));
+    h.run_for(Duration::from_secs(5)).await;
+    assert_eq!(h.started(), 1, "started once the config map exists");
+    let scratch = h.machine.with(|w| w.volumes["scratch"].clone());
+    assert_eq!(
+        scratch,
+        crate::volumes::Source::EmptyDir {
+            memory: true,
+            size_limit: Some(64 << 20)
+        }
+    );
+    let id = h.machine.latest("c");
+    let mounts = h.machine.with(|w| w.mounts[&id].clone());
+    let cfg = mounts
+        .iter()
+        .find(|m| m.container_path == "/etc/app")
+        .expect("cfg mount");
+    assert!(cfg.read_only, "config maps mount read-only");
+    // An update reaches the running pod at the next resync.
+    h.api
+        .config_maps
+        .lock()
+        .expect("cms")
+        .insert("app".into(), config_map("app", json!({"app.conf": "two"})));
+    h.run_for(Duration::from_secs(11)).await;
+    let cfg = h.machine.with(|w| w.volumes["cfg"].clone());
+    assert_eq!(files(&cfg), [("app.conf".to_string(), "two".to_string())]);
+    assert_eq!(h.started(), 1, "an update does not restart the container");
+}
+
+#[tokio::test(start_paused = true)]
+async fn service_account_tokens_are_renewed_at_80_percent_of_their_life() {
+    let mut p = one_container("Always", json!({}));
+    p.spec.as_mut().expect("spec").volumes = Some(
+        serde_json::from_value(json!([{"name": "kube-api-access-x", "projected": {"sources": [
+            {"serviceAccountToken": {"expirationSeconds": 3600, "path": "token"}},
+            {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]}},
+        ]}}]))
+        .expect("volumes"),
+    );
+    let mut h = Harness::new(p);
+    h.sync().await;
+    let v = h.machine.with(|w| w.volumes["kube-api-access-x"].clone());
+    assert_eq!(
+        files(&v),
+        [
+            ("token".to_string(), "token-1".to_string()),
+            ("namespace".to_string(), "default".to_string())
+        ]
+    );
+    h.run_for(Duration::from_secs(2870)).await;
+    assert_eq!(*h.api.tokens_issued.lock().expect("n"), 1, "still fresh");
+    h.run_for(Duration::from_secs(20)).await;
+    assert_eq!(
+        *h.api.tokens_issued.lock().expect("n"),
+        2,
+        "renewed after 48 minutes"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pod_asking_for_what_the_node_cannot_do_is_refused_visibly() {
+    let p = pod(json!({
+        "containers": [{"name": "c", "image": "demo:1", "securityContext": {"runAsUser": 1000}}],
+        "hostNetwork": true,
+    }));
+    let mut h = Harness::new(p);
+    h.run_for(Duration::from_secs(2)).await;
+    assert_eq!(h.started(), 0);
+    let status = h.api.last();
+    assert_eq!(status.phase.as_deref(), Some("Failed"));
+    assert_eq!(status.reason.as_deref(), Some("UnsupportedPodSpec"));
+    let message = "Pod was rejected: this node does not support spec.hostNetwork, spec.containers[0].securityContext";
+    assert_eq!(status.message.as_deref(), Some(message));
+    assert!(h.api.has(&format!("UnsupportedPodSpec: {message}")));
+    assert_eq!(h.api.count("UnsupportedPodSpec"), 1, "said once");
 }

@@ -6,6 +6,7 @@
 //! - [`oci`]: bundles — overlay root filesystems and `config.json`.
 //! - [`container`]: the OCI runtime (crun/runc) under conmon: create, start, state, kill, exit codes.
 //! - [`cgroups`]: cgroup layout detection, the hybrid-mode fix crun needs, pod cgroup removal.
+//! - [`volume`]: projected files written atomically, memory-backed `emptyDir`s, `hostPath` checks.
 //!
 //! **Invariant:** this crate never makes the node agent the parent of container processes:
 //! containers run under a per-container shim (conmon) that outlives the agent.
@@ -17,6 +18,7 @@ pub mod exec;
 pub mod image;
 pub mod oci;
 pub mod sandbox;
+pub mod volume;
 
 /// Errors of the runtime layer, named for the step that failed.
 #[derive(Debug, thiserror::Error)]

@@ -321,6 +321,15 @@ impl Cluster {
         self.kubectl_with(Path::new(KUBECTL), args)
     }
 
+    /// A JSONPath of pod `pod` as `kubectl get -o jsonpath` prints it, trimmed.
+    pub fn pod_field(&self, pod: &str, jsonpath: &str) -> String {
+        let template = format!("jsonpath={jsonpath}");
+        self.kubectl(&["get", "pod", pod, "-o", &template])
+            .stdout
+            .trim()
+            .to_string()
+    }
+
     /// Writes a file into the test's directory and returns its path.
     pub fn file(&self, name: &str, contents: &str) -> PathBuf {
         let p = self.dir.path().join(name);
@@ -396,6 +405,34 @@ impl Drop for Cluster {
             sweep_node(&self.data_dir().join("agent"), &bridge);
         }
     }
+}
+
+/// Waits up to a minute for the first container of `pod` to run; fails with the pod described.
+pub fn wait_running(c: &Cluster, pod: &str) {
+    let running = eventually(60, || {
+        let started = c.pod_field(
+            pod,
+            "{.status.containerStatuses[0].state.running.startedAt}",
+        );
+        (!started.is_empty()).then_some(())
+    });
+    assert!(
+        running.is_some(),
+        "{} does not run:\n{}",
+        pod,
+        c.kubectl(&["describe", "pod", pod]).stdout
+    );
+}
+
+/// Waits up to `secs` until `f` gives `want`; fails with the pod described.
+pub fn wait_for(c: &Cluster, pod: &str, secs: u64, want: &str, f: impl Fn() -> String) {
+    let seen = eventually(secs, || (f() == want).then_some(()));
+    assert!(
+        seen.is_some(),
+        "{pod}: never {want} (last {}):\n{}",
+        f(),
+        c.kubectl(&["describe", "pod", pod]).stdout
+    );
 }
 
 /// Removes whatever an agent with this state dir left on the machine (after a failed test).
