@@ -1,5 +1,6 @@
-//! Volumes on a real node, driven with the real kubectl: an emptyDir two containers share, a
-//! hostPath, configMap and secret volumes that follow their objects while the pod runs, a
+//! Volumes and environment on a real node, driven with the real kubectl: an emptyDir two
+//! containers share, a hostPath, configMap and secret volumes that follow their objects while the
+//! pod runs, variables from the pod, ConfigMaps and Secrets, a
 //! missing ConfigMap holding the pod back with Kubernetes' event, the service-account volume and
 //! its token (bound to the pod), and a pod asking for what the node cannot do refused in plain
 //! sight. A client inside a pod using that volume is in `python_client.rs`.
@@ -23,7 +24,7 @@ fn events(c: &Cluster) -> String {
 }
 
 #[test]
-fn empty_dir_host_path_config_map_and_secret_volumes() {
+fn empty_dir_host_path_config_map_and_secret_volumes_and_env() {
     require_container_host();
     let c = Cluster::start_with_agent(&[]);
     let host_dir = c.dir.path().join("host-data");
@@ -36,6 +37,14 @@ spec:
   containers:
     - name: kuard
       image: gcr.io/kuar-demo/kuard-amd64:1
+      env:
+        - {{name: MY_POD, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}
+        - {{name: MY_IP, valueFrom: {{fieldRef: {{fieldPath: status.podIP}}}}}}
+        - {{name: GREETING, valueFrom: {{configMapKeyRef: {{name: app, key: greeting}}}}}}
+        - {{name: PASSWORD, valueFrom: {{secretKeyRef: {{name: app-creds, key: password}}}}}}
+        - {{name: SAID, value: '$(GREETING), $(MY_POD)'}}
+      envFrom:
+        - {{configMapRef: {{name: app}}, prefix: CFG_}}
       volumeMounts:
         - {{name: shared, mountPath: /shared}}
         - {{name: host, mountPath: /host}}

@@ -7,6 +7,7 @@
 //! unchanged, and it never touches storage.
 
 pub mod downward;
+pub mod env;
 pub mod fake;
 pub mod host;
 pub mod in_cluster;

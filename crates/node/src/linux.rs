@@ -120,6 +120,13 @@ impl Machine for LinuxMachine {
             .to_string()
     }
 
+    fn service_env(&self) -> Vec<(String, String)> {
+        self.api_access
+            .as_ref()
+            .map(ApiAccess::env)
+            .unwrap_or_default()
+    }
+
     async fn sandbox(&self, pod: &Pod) -> MachineResult<PodSandbox> {
         let made = self.make_sandbox(pod).await;
         // The bridge (and so the gateway address) exists once a sandbox does.
@@ -199,11 +206,6 @@ impl Machine for LinuxMachine {
             id.to_string(),
         );
         let cgroup = format!("{}/{}", cgroup_parent(pod), id);
-        let service_env = self
-            .api_access
-            .as_ref()
-            .map(ApiAccess::env)
-            .unwrap_or_default();
         let mounts = mounts
             .iter()
             .map(|m| (m.container_path.clone(), m.host_path.clone(), m.read_only))
@@ -211,7 +213,7 @@ impl Machine for LinuxMachine {
         let started = blocking("starting the container", LONG_CALL_TIMEOUT, move || {
             let image = images.resolve(c.image.as_deref().unwrap_or(""))?;
             let rootfs = oci::mount_rootfs(&image.layers, &bundle)?;
-            let mut spec = bundle_spec(&c, &image.config, &rootfs, &sb, cgroup, &service_env);
+            let mut spec = bundle_spec(&c, &image.config, &rootfs, &sb, cgroup);
             spec.mounts = mounts;
             oci::write_config(&bundle, &spec)?;
             let stdin = runtime::container::Stdin::from_spec(
@@ -379,7 +381,6 @@ fn bundle_spec<'a>(
     rootfs: &'a Path,
     sb: &'a Sandbox,
     cgroups_path: String,
-    service_env: &[(String, String)],
 ) -> oci::BundleSpec<'a> {
     let args = oci::merge_command(
         &image.entrypoint,
@@ -387,16 +388,12 @@ fn bundle_spec<'a>(
         c.command.as_deref(),
         c.args.as_deref(),
     );
-    // The container's own variables win over the service ones.
-    let env_pairs: Vec<(String, String)> = service_env
+    // The worker has resolved every variable to a value (`env::applied`).
+    let env_pairs: Vec<(String, String)> = c
+        .env
         .iter()
-        .cloned()
-        .chain(
-            c.env
-                .iter()
-                .flatten()
-                .filter_map(|e| Some((e.name.clone(), e.value.clone()?))),
-        )
+        .flatten()
+        .filter_map(|e| Some((e.name.clone(), e.value.clone()?)))
         .collect();
     let resources = c.resources.as_ref();
     let requests = resources.and_then(|r| r.requests.as_ref());

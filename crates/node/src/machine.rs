@@ -93,6 +93,8 @@ pub struct ProbeTarget<'a> {
 pub trait Machine: Send + Sync + 'static {
     /// The runtime's name in `containerID`s (`crun://…`).
     fn runtime_name(&self) -> String;
+    /// The `kubernetes` Service's variables every container gets.
+    fn service_env(&self) -> Vec<(String, String)>;
     /// The pod's sandbox: the one already running, or a new one.
     fn sandbox(&self, pod: &Pod) -> impl Future<Output = MachineResult<PodSandbox>> + Send;
     fn has_image(&self, reference: &str) -> impl Future<Output = bool> + Send;

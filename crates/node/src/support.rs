@@ -36,6 +36,7 @@ const CONTAINER_FIELDS: &[&str] = &[
     "workingDir",
     "ports",
     "env",
+    "envFrom",
     "resources",
     "volumeMounts",
     "livenessProbe",
@@ -107,11 +108,6 @@ fn container_refusals(c: &Value, at: &str) -> Vec<String> {
             out.push(format!("{at}.{key}"));
         }
     }
-    for (i, e) in c["env"].as_array().into_iter().flatten().enumerate() {
-        if !asks_nothing(&e["valueFrom"]) {
-            out.push(format!("{at}.env[{i}].valueFrom"));
-        }
-    }
     for (i, p) in c["ports"].as_array().into_iter().flatten().enumerate() {
         if p["hostPort"].as_i64().is_some_and(|h| h != 0) {
             out.push(format!("{at}.ports[{i}].hostPort"));
@@ -181,6 +177,7 @@ mod tests {
         let p = pod(serde_json::json!({
             "containers": [{"name": "c", "image": "i",
                 "env": [{"name": "A", "value": "1"}, {"name": "B", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+                "lifecycle": {"preStop": {"exec": {"command": ["true"]}}},
                 "ports": [{"containerPort": 80, "hostPort": 8080}],
                 "securityContext": {"runAsUser": 1000}}],
             "initContainers": [{"name": "i", "image": "i"}],
@@ -192,7 +189,7 @@ mod tests {
         assert_eq!(
             got,
             [
-                "spec.containers[0].env[1].valueFrom",
+                "spec.containers[0].lifecycle",
                 "spec.containers[0].ports[0].hostPort",
                 "spec.containers[0].securityContext",
                 "spec.hostNetwork",

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{
     Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
-    ContainerStateWaiting, ContainerStatus, Pod, PodStatus,
+    ContainerStateWaiting, ContainerStatus, HostIP, Pod, PodIP, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -34,6 +34,7 @@ use kube::ResourceExt;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::env;
 use crate::lifecycle::{self, CrashBackoff, ImageAction, RestartPolicy};
 use crate::machine::{
     Instance, Machine, PodApi, PodEvent, PodSandbox, ProbeOutcome, ProbeTarget, Record, RunState,
@@ -637,6 +638,16 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
         if let Some(note) = pulled {
             self.event(pod, false, "Pulled", note, field(&c.name)).await;
         }
+        let running = match self.environment(pod, c).await {
+            Ok(running) => running,
+            Err(err) => {
+                let reason = "CreateContainerConfigError";
+                self.start_failure(pod, c, t, reason, err.clone(), &err)
+                    .await;
+                return;
+            }
+        };
+        let c = &running;
         let mounts = match volumes::mounts(c, &self.volumes.made) {
             Ok(m) => m,
             Err(err) => {
@@ -665,6 +676,29 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
                     .await;
             }
         }
+    }
+
+    /// `c` with its environment resolved and `$(VAR)`s expanded; invalid `envFrom` names are
+    /// skipped with the kubelet's event.
+    async fn environment(&self, pod: &Pod, c: &Container) -> Result<Container, String> {
+        // The pod's addresses as its status will say (the worker knows them first).
+        let mut pod = pod.clone();
+        let status = pod.status.get_or_insert_with(Default::default);
+        status.pod_ip = self.sandbox.as_ref().map(|s| s.ip.clone());
+        status.pod_ips = status.pod_ip.clone().map(|ip| vec![PodIP { ip }]);
+        status.host_ip = self.host_ip.clone();
+        status.host_ips = status.host_ip.clone().map(|ip| vec![HostIP { ip }]);
+        let service = self.machine.service_env();
+        let environment = env::resolve(&*self.api, &pod, c, &service).await?;
+        for (source, keys) in &environment.skipped {
+            let note = format!(
+                "Keys [{}] from the EnvFrom {source} were skipped since they are considered invalid environment variable names.",
+                keys.join(", ")
+            );
+            let reason = "InvalidEnvironmentVariableNames";
+            self.event(&pod, true, reason, note, field(&c.name)).await;
+        }
+        Ok(env::applied(c, &environment))
     }
 
     fn started(&self, pod: &Pod, c: &Container, t: &mut Track, id: String, image_id: String) {

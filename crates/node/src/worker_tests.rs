@@ -41,6 +41,8 @@ struct World {
     torn_down: bool,
     volumes: HashMap<String, crate::volumes::Source>,
     mounts: HashMap<String, Vec<crate::volumes::Mount>>,
+    /// Each instance's container as the machine was asked to run it.
+    ran: HashMap<String, Container>,
 }
 
 #[derive(Default)]
@@ -83,6 +85,10 @@ impl Machine for FakeMachine {
         "fake".into()
     }
 
+    fn service_env(&self) -> Vec<(String, String)> {
+        vec![("KUBERNETES_SERVICE_HOST".into(), "10.0.0.1".into())]
+    }
+
     async fn sandbox(&self, _: &Pod) -> MachineResult<PodSandbox> {
         Ok(PodSandbox {
             ip: "10.0.0.9".into(),
@@ -121,13 +127,14 @@ impl Machine for FakeMachine {
     async fn start(
         &self,
         _: &Pod,
-        _: &Container,
+        c: &Container,
         id: &str,
         _: i32,
         mounts: &[crate::volumes::Mount],
     ) -> MachineResult<String> {
         self.with(|w| {
             w.mounts.insert(id.into(), mounts.to_vec());
+            w.ran.insert(id.into(), c.clone());
             if let Some(e) = &w.start_error {
                 return Err(MachineError::Other(e.clone()));
             }
@@ -881,4 +888,54 @@ async fn a_pod_asking_for_what_the_node_cannot_do_is_refused_visibly() {
     assert_eq!(status.message.as_deref(), Some(message));
     assert!(h.api.has(&format!("UnsupportedPodSpec: {message}")));
     assert_eq!(h.api.count("UnsupportedPodSpec"), 1, "said once");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_environment_comes_from_the_api_and_the_pod_with_variables_expanded() {
+    let c = json!({
+        "command": ["echo", "$(GREETING) from $(MY_POD)"],
+        "envFrom": [{"configMapRef": {"name": "app"}, "prefix": "APP_"}],
+        "env": [
+            {"name": "MY_POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "MY_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            {"name": "GREETING", "valueFrom": {"configMapKeyRef": {"name": "app", "key": "greeting"}}},
+            {"name": "WHERE", "value": "api at $(KUBERNETES_SERVICE_HOST), $$(literal)"},
+            {"name": "MISSING", "valueFrom": {"configMapKeyRef": {"name": "app", "key": "nope", "optional": true}}},
+        ],
+    });
+    let mut h = Harness::new(one_container("Always", c));
+    h.run_for(Duration::from_secs(1)).await;
+    let (reason, message) = h.api.waiting("c").expect("waiting");
+    assert_eq!(
+        (reason.as_str(), message.as_str()),
+        ("CreateContainerConfigError", "configmap \"app\" not found")
+    );
+    assert!(h.api.has("Failed: Error: configmap \"app\" not found"));
+    h.api.config_maps.lock().expect("cms").insert(
+        "app".into(),
+        config_map(
+            "app",
+            json!({"greeting": "hello", "mode": "fast", "bad key": "x"}),
+        ),
+    );
+    h.run_for(Duration::from_secs(11)).await;
+    assert_eq!(h.started(), 1);
+    let id = h.machine.latest("c");
+    let ran = h.machine.with(|w| w.ran[&id].clone());
+    let env: HashMap<String, String> = ran
+        .env
+        .iter()
+        .flatten()
+        .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(env["MY_POD"], "p");
+    assert_eq!(env["MY_IP"], "10.0.0.9");
+    assert_eq!(env["GREETING"], "hello");
+    assert_eq!(env["APP_mode"], "fast");
+    assert_eq!(env["WHERE"], "api at 10.0.0.1, $(literal)");
+    assert!(!env.contains_key("MISSING"));
+    assert_eq!(ran.command.expect("command"), ["echo", "hello from p"]);
+    assert!(h.api.has(
+        "InvalidEnvironmentVariableNames: Keys [APP_bad key] from the EnvFrom configMap default/app were skipped since they are considered invalid environment variable names."
+    ));
 }
