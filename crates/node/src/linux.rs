@@ -19,6 +19,7 @@ use crate::machine::{
     Exit, Machine, MachineError, MachineResult, PodSandbox, ProbeOutcome, ProbeTarget, Record,
     RunState, Signal,
 };
+use crate::security;
 use crate::volumes::{Mount, Source};
 
 /// How long a runtime query or signal may take (the OCI runtime's own commands time out first).
@@ -210,10 +211,16 @@ impl Machine for LinuxMachine {
             .iter()
             .map(|m| (m.container_path.clone(), m.host_path.clone(), m.read_only))
             .collect();
+        let (plan, pod) = (security::plan(pod, &c), pod.clone());
         let started = blocking("starting the container", LONG_CALL_TIMEOUT, move || {
             let image = images.resolve(c.image.as_deref().unwrap_or(""))?;
             let rootfs = oci::mount_rootfs(&image.layers, &bundle)?;
+            let user = image.config.user.clone().unwrap_or_default();
+            let resolved = oci::resolve_user(&rootfs, &user);
+            let security = security::finish(&plan, &pod, &c.name, &user, resolved)
+                .map_err(MachineError::Config)?;
             let mut spec = bundle_spec(&c, &image.config, &rootfs, &sb, cgroup);
+            spec.security = security;
             spec.mounts = mounts;
             oci::write_config(&bundle, &spec)?;
             let stdin = runtime::container::Stdin::from_spec(
@@ -327,13 +334,23 @@ impl Machine for LinuxMachine {
 fn make_volume(dir: &Path, source: &Source) -> MachineResult<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     match source {
-        Source::EmptyDir { memory, size_limit } => {
+        Source::EmptyDir {
+            memory,
+            size_limit,
+            fs_group,
+        } => {
             std::fs::create_dir_all(dir).map_err(|e| runtime::Error::io(dir, e))?;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777))
-                .map_err(|e| runtime::Error::io(dir, e))?;
             if *memory {
                 runtime::volume::mount_tmpfs(dir, *size_limit)?;
             }
+            // With an fsGroup the volume belongs to that group, and what is made in it too.
+            let mode = if fs_group.is_some() { 0o2777 } else { 0o777 };
+            if let Some(gid) = fs_group {
+                std::os::unix::fs::chown(dir, None, Some(*gid))
+                    .map_err(|e| runtime::Error::io(dir, e))?;
+            }
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| runtime::Error::io(dir, e))?;
             Ok(dir.to_path_buf())
         }
         Source::HostPath { path, kind } => {
@@ -407,8 +424,7 @@ fn bundle_spec<'a>(
             .clone()
             .or_else(|| image.working_dir.clone())
             .unwrap_or_else(|| "/".into()),
-        uid: 0,
-        gid: 0,
+        security: oci::Security::default(),
         sandbox: sb,
         cgroups_path,
         limits: oci::Limits::from_resources(

@@ -16,6 +16,9 @@ pub enum MachineError {
     Runtime(#[from] runtime::Error),
     #[error("{what} did not finish within {after:?}")]
     TimedOut { what: String, after: Duration },
+    /// The pod's configuration cannot be run as it stands (`CreateContainerConfigError`).
+    #[error("{0}")]
+    Config(String),
     #[error("{0}")]
     Other(String),
 }

@@ -25,6 +25,32 @@ const POD_FIELDS: &[&str] = &[
     "preemptionPolicy",
     "enableServiceLinks",
     "volumes",
+    "securityContext",
+];
+
+/// Pod `securityContext` fields the node honours.
+const POD_SECURITY_FIELDS: &[&str] = &[
+    "runAsUser",
+    "runAsGroup",
+    "runAsNonRoot",
+    "supplementalGroups",
+    "fsGroup",
+    "fsGroupChangePolicy",
+    "seccompProfile",
+    "sysctls",
+];
+
+/// Container `securityContext` fields the node honours.
+const CONTAINER_SECURITY_FIELDS: &[&str] = &[
+    "runAsUser",
+    "runAsGroup",
+    "runAsNonRoot",
+    "capabilities",
+    "privileged",
+    "allowPrivilegeEscalation",
+    "readOnlyRootFilesystem",
+    "seccompProfile",
+    "procMount",
 ];
 
 /// Container fields the node honours.
@@ -45,6 +71,7 @@ const CONTAINER_FIELDS: &[&str] = &[
     "terminationMessagePath",
     "terminationMessagePolicy",
     "imagePullPolicy",
+    "securityContext",
     "stdin",
     "stdinOnce",
     "tty",
@@ -74,6 +101,11 @@ pub fn refusals(pod: &Pod) -> Vec<String> {
     if spec["dnsPolicy"].as_str() == Some("None") {
         out.push("spec.dnsPolicy: None".into());
     }
+    out.extend(security_refusals(
+        &spec["securityContext"],
+        "spec.securityContext",
+        POD_SECURITY_FIELDS,
+    ));
     // The scheduler places pods by node affinity only.
     for kind in ["podAffinity", "podAntiAffinity"] {
         if !asks_nothing(&spec["affinity"][kind]) {
@@ -101,8 +133,60 @@ pub fn refusals(pod: &Pod) -> Vec<String> {
     out
 }
 
+/// The fields of a security context the node cannot honour.
+fn security_refusals(sc: &Value, at: &str, honoured: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (key, value) in sc.as_object().into_iter().flatten() {
+        if !honoured.contains(&key.as_str()) && !asks_nothing(value) {
+            out.push(format!("{at}.{key}"));
+        }
+    }
+    let seccomp = sc["seccompProfile"]["type"]
+        .as_str()
+        .unwrap_or("Unconfined");
+    if seccomp != "Unconfined" && seccomp != "RuntimeDefault" {
+        out.push(format!("{at}.seccompProfile: {seccomp}"));
+    }
+    if sc["procMount"].as_str().is_some_and(|p| p != "Default") {
+        out.push(format!("{at}.procMount"));
+    }
+    if sc["supplementalGroupsPolicy"]
+        .as_str()
+        .is_some_and(|p| p != "Merge")
+    {
+        out.push(format!("{at}.supplementalGroupsPolicy"));
+    }
+    out
+}
+
+/// The kubelet's own rejection of unsafe sysctls: (reason, message).
+pub fn forbidden_sysctl(pod: &Pod) -> Option<(String, String)> {
+    let sysctls = pod
+        .spec
+        .as_ref()?
+        .security_context
+        .as_ref()?
+        .sysctls
+        .as_ref()?;
+    let bad = sysctls
+        .iter()
+        .find(|s| !crate::security::SAFE_SYSCTLS.contains(&s.name.as_str()))?;
+    Some((
+        "SysctlForbidden".into(),
+        format!(
+            "Pod was rejected: forbidden sysctl: \"{}\" not allowlisted",
+            bad.name
+        ),
+    ))
+}
+
 fn container_refusals(c: &Value, at: &str) -> Vec<String> {
     let mut out = Vec::new();
+    out.extend(security_refusals(
+        &c["securityContext"],
+        &format!("{at}.securityContext"),
+        CONTAINER_SECURITY_FIELDS,
+    ));
     for (key, value) in c.as_object().into_iter().flatten() {
         if !CONTAINER_FIELDS.contains(&key.as_str()) && !asks_nothing(value) {
             out.push(format!("{at}.{key}"));
@@ -179,7 +263,7 @@ mod tests {
                 "env": [{"name": "A", "value": "1"}, {"name": "B", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
                 "lifecycle": {"preStop": {"exec": {"command": ["true"]}}},
                 "ports": [{"containerPort": 80, "hostPort": 8080}],
-                "securityContext": {"runAsUser": 1000}}],
+                "securityContext": {"runAsUser": 1000, "seLinuxOptions": {"level": "s0"}}}],
             "initContainers": [{"name": "i", "image": "i"}],
             "hostNetwork": true,
             "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "c"}}],
@@ -191,11 +275,21 @@ mod tests {
             [
                 "spec.containers[0].lifecycle",
                 "spec.containers[0].ports[0].hostPort",
-                "spec.containers[0].securityContext",
+                "spec.containers[0].securityContext.seLinuxOptions",
                 "spec.hostNetwork",
                 "spec.initContainers",
                 "spec.volumes[0].persistentVolumeClaim",
             ]
+        );
+        let sysctl: Pod = serde_json::from_value(serde_json::json!({"metadata": {"name": "p"}, "spec": {
+            "containers": [], "securityContext": {"sysctls": [{"name": "kernel.msgmax", "value": "1"}]}}}))
+        .expect("pod");
+        assert_eq!(
+            forbidden_sysctl(&sysctl),
+            Some((
+                "SysctlForbidden".into(),
+                "Pod was rejected: forbidden sysctl: \"kernel.msgmax\" not allowlisted".into()
+            ))
         );
         assert_eq!(
             message(&got[3..4]),

@@ -20,6 +20,8 @@ pub enum Source {
     EmptyDir {
         memory: bool,
         size_limit: Option<u64>,
+        /// The pod's `fsGroup`, which owns the volume.
+        fs_group: Option<u32>,
     },
     HostPath {
         path: PathBuf,
@@ -149,6 +151,12 @@ pub async fn resolve<A: PodApi>(
                 .as_ref()
                 .and_then(|q| api::quantity::parse(&q.0))
                 .map(|n| api::quantity::to_units(n).max(0) as u64),
+            fs_group: pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.security_context.as_ref())
+                .and_then(|sc| sc.fs_group)
+                .and_then(|g| u32::try_from(g).ok()),
         });
     }
     if let Some(h) = &v.host_path {
@@ -451,6 +459,7 @@ mod tests {
         let empty = Source::EmptyDir {
             memory: false,
             size_limit: None,
+            fs_group: None,
         };
         let made = sub_path(&vol, "html", &empty).expect("made");
         assert!(made.is_dir());

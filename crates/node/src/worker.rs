@@ -37,8 +37,8 @@ use tokio::time::Instant;
 use crate::env;
 use crate::lifecycle::{self, CrashBackoff, ImageAction, RestartPolicy};
 use crate::machine::{
-    Instance, Machine, PodApi, PodEvent, PodSandbox, ProbeOutcome, ProbeTarget, Record, RunState,
-    Signal,
+    Instance, Machine, MachineError, PodApi, PodEvent, PodSandbox, ProbeOutcome, ProbeTarget,
+    Record, RunState, Signal,
 };
 use crate::probe::{ProbeKind, Prober};
 use crate::status::{self, PodFacts};
@@ -253,14 +253,15 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
             return false;
         }
         let fields = support::refusals(pod);
-        if fields.is_empty() {
+        let rejection = support::forbidden_sysctl(pod).or_else(|| {
+            (!fields.is_empty()).then(|| (support::REASON.into(), support::message(&fields)))
+        });
+        let Some((reason, message)) = rejection else {
             return false;
-        }
-        let message = support::message(&fields);
+        };
         tracing::warn!(%message, "refusing a pod");
-        self.event(pod, true, support::REASON, message.clone(), None)
-            .await;
-        self.failure = Some((support::REASON.into(), message));
+        self.event(pod, true, &reason, message.clone(), None).await;
+        self.failure = Some((reason, message));
         true
     }
 
@@ -671,8 +672,12 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
             }
             Err(err) => {
                 tracing::warn!(%err, container = %c.name, "starting a container failed");
+                let reason = match err {
+                    MachineError::Config(_) => "CreateContainerConfigError",
+                    _ => "CreateContainerError",
+                };
                 let message = err.to_string();
-                self.start_failure(pod, c, t, "CreateContainerError", message.clone(), &message)
+                self.start_failure(pod, c, t, reason, message.clone(), &message)
                     .await;
             }
         }

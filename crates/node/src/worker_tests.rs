@@ -820,7 +820,8 @@ async fn containers_wait_for_their_volumes_and_mount_them() {
         scratch,
         crate::volumes::Source::EmptyDir {
             memory: true,
-            size_limit: Some(64 << 20)
+            size_limit: Some(64 << 20),
+            fs_group: None,
         }
     );
     let id = h.machine.latest("c");
@@ -875,7 +876,7 @@ async fn service_account_tokens_are_renewed_at_80_percent_of_their_life() {
 #[tokio::test(start_paused = true)]
 async fn a_pod_asking_for_what_the_node_cannot_do_is_refused_visibly() {
     let p = pod(json!({
-        "containers": [{"name": "c", "image": "demo:1", "securityContext": {"runAsUser": 1000}}],
+        "containers": [{"name": "c", "image": "demo:1", "securityContext": {"windowsOptions": {"runAsUserName": "x"}}}],
         "hostNetwork": true,
     }));
     let mut h = Harness::new(p);
@@ -884,7 +885,7 @@ async fn a_pod_asking_for_what_the_node_cannot_do_is_refused_visibly() {
     let status = h.api.last();
     assert_eq!(status.phase.as_deref(), Some("Failed"));
     assert_eq!(status.reason.as_deref(), Some("UnsupportedPodSpec"));
-    let message = "Pod was rejected: this node does not support spec.hostNetwork, spec.containers[0].securityContext";
+    let message = "Pod was rejected: this node does not support spec.hostNetwork, spec.containers[0].securityContext.windowsOptions";
     assert_eq!(status.message.as_deref(), Some(message));
     assert!(h.api.has(&format!("UnsupportedPodSpec: {message}")));
     assert_eq!(h.api.count("UnsupportedPodSpec"), 1, "said once");

@@ -69,6 +69,9 @@ pub struct State {
     pub status: String,
     #[serde(default)]
     pub pid: i32,
+    /// The container's bundle directory (its `config.json`).
+    #[serde(default)]
+    pub bundle: Option<PathBuf>,
 }
 
 fn which(name: &str) -> Option<PathBuf> {

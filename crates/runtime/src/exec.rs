@@ -100,10 +100,19 @@ impl Runtime {
         if request.command.is_empty() {
             return Err(failed("no command"));
         }
+        let process_dir = tempfile::Builder::new()
+            .prefix("process")
+            .tempdir_in(&self.sockets)
+            .map_err(|e| Error::io(&self.sockets, e))?;
+        let process = self.process_file(id, request, process_dir.path()).await?;
         let mut cmd = tokio::process::Command::new(&self.oci_runtime);
-        cmd.arg("--root").arg(&self.root).arg("exec");
+        cmd.arg("--root")
+            .arg(&self.root)
+            .arg("exec")
+            .arg("--process")
+            .arg(&process);
         if request.tty {
-            return self.exec_with_terminal(cmd, id, request).await;
+            return self.exec_with_terminal(cmd, id, request, process_dir).await;
         }
         let pipe = |wanted: bool| {
             if wanted {
@@ -113,7 +122,6 @@ impl Runtime {
             }
         };
         cmd.arg(id)
-            .args(&request.command)
             .stdin(pipe(request.stdin))
             .stdout(pipe(request.stdout))
             .stderr(pipe(request.stderr))
@@ -125,8 +133,37 @@ impl Runtime {
             stderr: child.stderr.take().map(|s| Box::new(s) as Reader),
             session: Session::Process(child),
             terminal: None,
-            _console_dir: None,
+            _console_dir: Some(process_dir),
         })
+    }
+
+    /// The process an exec runs, written to `dir`: the container's own (user, groups,
+    /// capabilities, no_new_privs, environment, working directory), with the request's command,
+    /// as Kubernetes runs exec'd processes.
+    async fn process_file(
+        &self,
+        id: &str,
+        request: &ExecRequest,
+        dir: &std::path::Path,
+    ) -> Result<std::path::PathBuf> {
+        let (rt, owned_id) = (self.clone(), id.to_string());
+        let state = tokio::task::spawn_blocking(move || rt.state(&owned_id))
+            .await
+            .map_err(failed)??
+            .ok_or_else(|| failed(format!("container {id} does not exist")))?;
+        let bundle = state
+            .bundle
+            .ok_or_else(|| failed("the runtime did not say where the container's bundle is"))?;
+        let config_path = bundle.join("config.json");
+        let config: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(&config_path).map_err(|e| Error::io(&config_path, e))?,
+        )?;
+        let mut process = config["process"].clone();
+        process["args"] = serde_json::json!(request.command);
+        process["terminal"] = serde_json::json!(request.tty);
+        let path = dir.join("process.json");
+        std::fs::write(&path, serde_json::to_vec(&process)?).map_err(|e| Error::io(&path, e))?;
+        Ok(path)
     }
 
     async fn exec_with_terminal(
@@ -134,19 +171,15 @@ impl Runtime {
         mut cmd: tokio::process::Command,
         id: &str,
         request: &ExecRequest,
+        dir: tempfile::TempDir,
     ) -> Result<Exec> {
-        let dir = tempfile::Builder::new()
-            .prefix("exec")
-            .tempdir_in(&self.sockets)
-            .map_err(|e| Error::io(&self.sockets, e))?;
         let socket = dir.path().join("console.sock");
         let listener =
             tokio::net::UnixListener::bind(&socket).map_err(|e| Error::io(&socket, e))?;
-        cmd.arg("--tty")
-            .arg("--console-socket")
+        // The terminal is asked for in the process file.
+        cmd.arg("--console-socket")
             .arg(&socket)
             .arg(id)
-            .args(&request.command)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
