@@ -254,3 +254,42 @@ spec:
     );
     assert!(events(&c).contains(&message), "{}", events(&c));
 }
+
+#[test]
+fn kubectl_cp_copies_into_and_out_of_a_pod() {
+    require_container_host();
+    let c = Cluster::start_with_agent(&[]);
+    c.file("kuard.yaml", KUARD_POD);
+    c.kubectl(&["apply", "-f", "kuard.yaml"]).ok();
+    wait_running(&c, "kubernetes-up-and-running");
+    let local = c.file("notes.txt", "written on the host\n");
+    let pod = "kubernetes-up-and-running";
+    c.kubectl(&[
+        "cp",
+        local.to_str().expect("path"),
+        &format!("{pod}:/tmp/notes.txt"),
+    ])
+    .ok();
+    let inside = c.kubectl(&["exec", pod, "--", "cat", "/tmp/notes.txt"]);
+    assert_eq!(inside.ok(), "written on the host\n");
+    c.kubectl(&[
+        "exec",
+        pod,
+        "--",
+        "sh",
+        "-c",
+        "mkdir -p /tmp/out && echo made in the pod > /tmp/out/result",
+    ])
+    .ok();
+    let back = c.dir.path().join("back");
+    c.kubectl(&[
+        "cp",
+        &format!("{pod}:/tmp/out"),
+        back.to_str().expect("path"),
+    ])
+    .ok();
+    assert_eq!(
+        std::fs::read_to_string(back.join("result")).expect("copied out"),
+        "made in the pod\n"
+    );
+}
