@@ -15,6 +15,8 @@ pub struct PodFacts {
     pub host_ip: Option<String>,
     /// Why the pod failed as a whole (past its deadline, refused): reason and message.
     pub failure: Option<(String, String)>,
+    /// Every init container has done its part (it stays so while sidecars restart or stop).
+    pub initialized: bool,
 }
 
 pub const DEADLINE_MESSAGE: &str = "Pod was active on the node longer than the specified deadline";
@@ -24,6 +26,7 @@ pub const DEADLINE_MESSAGE: &str = "Pod was active on the node longer than the s
 pub fn pod_status(
     pod: &Pod,
     containers: Vec<ContainerStatus>,
+    init: Vec<ContainerStatus>,
     facts: &PodFacts,
     now: &Time,
 ) -> PodStatus {
@@ -43,6 +46,22 @@ pub fn pod_status(
         running,
         restarted: containers.iter().any(|s| s.restart_count > 0),
     });
+    let incomplete = if facts.initialized {
+        Vec::new()
+    } else {
+        incomplete_init(pod, &init)
+    };
+    let never = pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()) == Some("Never");
+    let init_failed = never
+        && init
+            .iter()
+            .filter(|s| !is_sidecar(pod, &s.name))
+            .any(|s| ended(s).is_some_and(|t| t.exit_code != 0));
+    if init_failed {
+        phase = "Failed";
+    } else if !incomplete.is_empty() {
+        phase = "Pending";
+    }
     let (mut reason, mut message) = (None, None);
     if let Some((why, text)) = &facts.failure {
         phase = "Failed";
@@ -54,8 +73,16 @@ pub fn pod_status(
         phase: Some(phase.into()),
         reason,
         message,
-        conditions: Some(conditions(&containers, phase, facts)),
+        conditions: Some(conditions(
+            pod,
+            &containers,
+            &init,
+            &incomplete,
+            phase,
+            facts,
+        )),
         container_statuses: Some(containers),
+        init_container_statuses: Some(init).filter(|i| !i.is_empty()),
         qos_class: current.and_then(|s| s.qos_class.clone()),
         start_time: Some(
             current
@@ -87,11 +114,40 @@ fn condition(type_: &str, ok: bool, why: Option<(&str, String)>) -> PodCondition
     }
 }
 
-/// The kubelet's five conditions, in its order. Ready and ContainersReady say which containers
-/// are not ready, or that the pod has completed.
-fn conditions(containers: &[ContainerStatus], phase: &str, facts: &PodFacts) -> Vec<PodCondition> {
+/// The init containers that have not done their part yet: regular ones not completed, sidecars
+/// not started.
+fn incomplete_init<'a>(pod: &Pod, init: &'a [ContainerStatus]) -> Vec<&'a str> {
+    init.iter()
+        .filter(|s| match is_sidecar(pod, &s.name) {
+            true => s.started != Some(true),
+            false => !s.ready,
+        })
+        .map(|s| s.name.as_str())
+        .collect()
+}
+
+fn is_sidecar(pod: &Pod, name: &str) -> bool {
+    pod.spec
+        .iter()
+        .flat_map(|s| s.init_containers.iter().flatten())
+        .any(|c| c.name == name && c.restart_policy.as_deref() == Some("Always"))
+}
+
+/// The kubelet's five conditions, in its order. Initialized names the init containers still to
+/// finish; Ready and ContainersReady the containers (sidecars too) not ready, or that the pod has
+/// completed.
+fn conditions(
+    pod: &Pod,
+    containers: &[ContainerStatus],
+    init: &[ContainerStatus],
+    incomplete: &[&str],
+    phase: &str,
+    facts: &PodFacts,
+) -> Vec<PodCondition> {
+    let sidecars = init.iter().filter(|s| is_sidecar(pod, &s.name));
     let unready: Vec<&str> = containers
         .iter()
+        .chain(sidecars)
         .filter(|s| !s.ready)
         .map(|s| s.name.as_str())
         .collect();
@@ -109,7 +165,17 @@ fn conditions(containers: &[ContainerStatus], phase: &str, facts: &PodFacts) -> 
     };
     vec![
         condition("PodReadyToStartContainers", facts.pod_ip.is_some(), None),
-        condition("Initialized", true, None),
+        condition(
+            "Initialized",
+            incomplete.is_empty(),
+            Some((
+                "ContainersNotInitialized",
+                format!(
+                    "containers with incomplete status: [{}]",
+                    incomplete.join(" ")
+                ),
+            )),
+        ),
         condition("Ready", ready, Some(why.clone())),
         condition("ContainersReady", ready, Some(why)),
         condition("PodScheduled", true, None),
@@ -160,11 +226,13 @@ mod tests {
         let now = Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
         let facts = PodFacts {
             pod_ip: Some("10.0.0.2".into()),
+            initialized: true,
             ..Default::default()
         };
         let s = pod_status(
             &Pod::default(),
             vec![running("a", false), running("b", true), running("c", false)],
+            vec![],
             &facts,
             &now,
         );
@@ -179,7 +247,13 @@ mod tests {
         assert_eq!(find(&s, "ContainersReady").status, "False");
         assert_eq!(find(&s, "PodReadyToStartContainers").status, "True");
 
-        let s = pod_status(&Pod::default(), vec![running("a", true)], &facts, &now);
+        let s = pod_status(
+            &Pod::default(),
+            vec![running("a", true)],
+            vec![],
+            &facts,
+            &now,
+        );
         let ready = find(&s, "Ready");
         assert_eq!(
             (ready.status.as_str(), ready.reason.as_ref()),
@@ -191,9 +265,18 @@ mod tests {
     fn transition_times_are_kept_while_a_condition_holds() {
         let then = Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
         let now = Time(k8s_openapi::jiff::Timestamp::from_second(1_000_000).expect("time"));
-        let facts = PodFacts::default();
+        let facts = PodFacts {
+            initialized: true,
+            ..Default::default()
+        };
         let first = with_transition_times(
-            pod_status(&Pod::default(), vec![running("a", false)], &facts, &then),
+            pod_status(
+                &Pod::default(),
+                vec![running("a", false)],
+                vec![],
+                &facts,
+                &then,
+            ),
             &Pod::default(),
             &then,
         );
@@ -202,7 +285,7 @@ mod tests {
             ..Default::default()
         };
         let second = with_transition_times(
-            pod_status(&pod, vec![running("a", true)], &facts, &now),
+            pod_status(&pod, vec![running("a", true)], vec![], &facts, &now),
             &pod,
             &now,
         );

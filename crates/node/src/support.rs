@@ -26,6 +26,7 @@ const POD_FIELDS: &[&str] = &[
     "enableServiceLinks",
     "volumes",
     "securityContext",
+    "initContainers",
 ];
 
 /// Pod `securityContext` fields the node honours.
@@ -129,6 +130,21 @@ pub fn refusals(pod: &Pod) -> Vec<String> {
         .enumerate()
     {
         out.extend(container_refusals(c, &format!("spec.containers[{i}]")));
+    }
+    for (i, c) in spec["initContainers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let at = format!("spec.initContainers[{i}]");
+        // `restartPolicy: Always` makes a sidecar; nothing else is defined for it.
+        let mut c = c.clone();
+        match c.as_object_mut().and_then(|o| o.remove("restartPolicy")) {
+            Some(p) if p != "Always" => out.push(format!("{at}.restartPolicy")),
+            _ => {}
+        }
+        out.extend(container_refusals(&c, &at));
     }
     out
 }
@@ -264,7 +280,7 @@ mod tests {
                 "lifecycle": {"preStop": {"exec": {"command": ["true"]}}},
                 "ports": [{"containerPort": 80, "hostPort": 8080}],
                 "securityContext": {"runAsUser": 1000, "seLinuxOptions": {"level": "s0"}}}],
-            "initContainers": [{"name": "i", "image": "i"}],
+            "initContainers": [{"name": "i", "image": "i", "restartPolicy": "Always"}, {"name": "j", "image": "i", "tty": true, "workingDir": "/", "hostIP": null, "lifecycle": {"postStart": {"exec": {"command": ["true"]}}}}],
             "hostNetwork": true,
             "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "c"}}],
         }));
@@ -277,7 +293,7 @@ mod tests {
                 "spec.containers[0].ports[0].hostPort",
                 "spec.containers[0].securityContext.seLinuxOptions",
                 "spec.hostNetwork",
-                "spec.initContainers",
+                "spec.initContainers[1].lifecycle",
                 "spec.volumes[0].persistentVolumeClaim",
             ]
         );

@@ -940,3 +940,138 @@ async fn the_environment_comes_from_the_api_and_the_pod_with_variables_expanded(
         "InvalidEnvironmentVariableNames: Keys [APP_bad key] from the EnvFrom configMap default/app were skipped since they are considered invalid environment variable names."
     ));
 }
+
+fn with_init(policy: &str, inits: serde_json::Value) -> Pod {
+    pod(json!({
+        "restartPolicy": policy,
+        "initContainers": inits,
+        "containers": [{"name": "app", "image": "demo:1", "imagePullPolicy": "IfNotPresent"}],
+    }))
+}
+
+fn init_container(name: &str, extra: serde_json::Value) -> serde_json::Value {
+    let mut c = json!({"name": name, "image": "demo:1", "imagePullPolicy": "IfNotPresent"});
+    if let (Some(c), Some(extra)) = (c.as_object_mut(), extra.as_object()) {
+        c.extend(extra.clone());
+    }
+    c
+}
+
+impl Harness {
+    fn started_names(&self) -> Vec<String> {
+        self.machine.with(|w| {
+            w.started
+                .iter()
+                .map(|id| id.split('-').nth(1).unwrap_or("").to_string())
+                .collect()
+        })
+    }
+
+    fn condition(&self, type_: &str) -> (String, String) {
+        let s = self.api.last();
+        let c = s
+            .conditions
+            .expect("conditions")
+            .into_iter()
+            .find(|c| c.type_ == type_)
+            .expect("condition");
+        (c.status, c.message.unwrap_or_default())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn init_containers_run_one_after_another_before_the_app() {
+    let inits = json!([
+        init_container("first", json!({})),
+        init_container("second", json!({}))
+    ]);
+    let mut h = Harness::new(with_init("Always", inits));
+    h.run_for(Duration::from_millis(100)).await;
+    assert_eq!(h.started_names(), ["first"]);
+    assert_eq!(h.api.phase(), "Pending");
+    assert_eq!(
+        h.condition("Initialized"),
+        (
+            "False".into(),
+            "containers with incomplete status: [first second]".into()
+        )
+    );
+    assert_eq!(h.api.waiting("app").expect("waiting").0, "PodInitializing");
+    h.machine.exit("first", 0);
+    h.run_for(Duration::from_millis(100)).await;
+    assert_eq!(h.started_names(), ["first", "second"]);
+    h.machine.exit("second", 0);
+    h.run_for(Duration::from_millis(100)).await;
+    assert_eq!(h.started_names(), ["first", "second", "app"]);
+    assert_eq!(h.condition("Initialized").0, "True");
+    assert_eq!(h.api.phase(), "Running");
+    let init = h.api.last().init_container_statuses.expect("init statuses");
+    assert!(
+        init.iter().all(|s| s.ready),
+        "completed init containers are ready"
+    );
+    assert!(h.api.has("Started: Started container first"));
+    let events = h.api.events.lock().expect("events").clone();
+    let first = events
+        .iter()
+        .find(|e| e.reason == "Started")
+        .expect("event");
+    assert_eq!(first.field.as_deref(), Some("spec.initContainers{first}"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_init_container_is_retried_or_fails_the_pod_under_never() {
+    let inits = json!([init_container("setup", json!({}))]);
+    let mut h = Harness::new(with_init("Always", inits.clone()));
+    h.sync().await;
+    h.machine.exit("setup", 1);
+    h.run_for(Duration::from_millis(100)).await;
+    assert_eq!(h.started_names(), ["setup", "setup"], "restarted at once");
+    h.machine.exit("setup", 1);
+    h.run_for(Duration::from_secs(1)).await;
+    let init = h.api.last().init_container_statuses.expect("init")[0].clone();
+    let waiting = init.state.and_then(|s| s.waiting).and_then(|w| w.reason);
+    assert_eq!(waiting.as_deref(), Some("CrashLoopBackOff"));
+    assert_eq!(h.api.phase(), "Pending");
+
+    let mut h = Harness::new(with_init("Never", inits));
+    h.sync().await;
+    h.machine.exit("setup", 2);
+    h.run_for(Duration::from_secs(1)).await;
+    assert_eq!(
+        h.started_names(),
+        ["setup"],
+        "neither retried nor followed by the app"
+    );
+    assert_eq!(h.api.phase(), "Failed");
+}
+
+#[tokio::test(start_paused = true)]
+async fn sidecars_start_in_turn_run_beside_the_app_and_stop_after_it() {
+    let inits = json!([
+        init_container("proxy", json!({"restartPolicy": "Always"})),
+        init_container("setup", json!({})),
+    ]);
+    let mut h = Harness::new(with_init("Never", inits));
+    h.machine.with(|w| w.exit_on_term = true);
+    h.run_for(Duration::from_millis(100)).await;
+    assert_eq!(
+        h.started_names(),
+        ["proxy", "setup"],
+        "the sidecar started first"
+    );
+    h.machine.exit("setup", 0);
+    h.run_for(Duration::from_millis(100)).await;
+    assert_eq!(h.started_names(), ["proxy", "setup", "app"]);
+    assert_eq!(h.api.phase(), "Running");
+    h.machine.exit("app", 0);
+    h.run_for(Duration::from_secs(1)).await;
+    assert_eq!(
+        h.machine.signals("proxy"),
+        [Signal::Term],
+        "stopped after the app"
+    );
+    assert!(h.api.has("Killing: Stopping container proxy"));
+    assert_eq!(h.api.phase(), "Succeeded");
+    assert_eq!(h.started_names().len(), 3, "the sidecar is not restarted");
+}

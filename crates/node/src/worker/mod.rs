@@ -45,6 +45,8 @@ use crate::status::{self, PodFacts};
 use crate::support;
 use crate::volumes::{self, Source, Tokens};
 
+mod init;
+
 /// How long a stopped container's exit code may take to appear before it is taken as killed.
 const EXIT_FILE_WAIT: Duration = Duration::from_secs(2);
 /// How often a worker looks at its containers when nothing else wakes it.
@@ -67,10 +69,6 @@ fn volume_backoff(previous: Option<Duration>) -> Duration {
 fn now() -> Time {
     let now = Timestamp::now();
     Time(Timestamp::from_second(now.as_second()).unwrap_or(now))
-}
-
-fn field(name: &str) -> Option<String> {
-    Some(format!("spec.containers{{{name}}}"))
 }
 
 fn pod_grace(pod: &Pod) -> Duration {
@@ -141,6 +139,12 @@ pub struct PodWorker<M, R> {
     failure: Option<(String, String)>,
     deadline_exceeded: bool,
     volumes: Volumes,
+    /// Every regular init container has completed (they never run again).
+    init_done: bool,
+    /// The app containers have ended for good: sidecars are being stopped, not restarted.
+    sidecars_ending: bool,
+    /// The names of the pod's init containers.
+    init_names: Vec<String>,
 }
 
 /// The pod's volumes as made on the host, and when to look at them again.
@@ -166,6 +170,9 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
             failure: None,
             deadline_exceeded: false,
             volumes: Volumes::default(),
+            init_done: false,
+            sidecars_ending: false,
+            init_names: Vec::new(),
         }
     }
 
@@ -181,7 +188,14 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
 
     /// After an agent restart: takes over the containers the previous agent recorded.
     pub async fn adopt(&mut self, pod: &Pod) {
-        for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
+        let spec = pod.spec.iter();
+        let app = spec.clone().flat_map(|s| s.containers.iter());
+        // Init containers ran to completion before any app container was made.
+        self.init_done = app
+            .clone()
+            .any(|c| self.machine.load(pod, &c.name).is_some());
+        let init = spec.flat_map(|s| s.init_containers.iter().flatten());
+        for c in app.chain(init) {
             let Some(record) = self.machine.load(pod, &c.name) else {
                 continue;
             };
@@ -228,16 +242,21 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
             } else {
                 RestartPolicy::parse(pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()))
             };
-            let containers = pod
-                .spec
-                .as_ref()
-                .map(|s| s.containers.clone())
-                .unwrap_or_default();
-            for c in &containers {
-                let mut track = self.tracks.remove(&c.name).unwrap_or_default();
-                let next = self.reconcile(pod, c, &mut track, policy).await;
-                self.tracks.insert(c.name.clone(), track);
-                wait = wait.min(next);
+            let (initialized, next) = self.sync_init(pod, policy).await;
+            wait = wait.min(next);
+            if initialized {
+                let containers = pod
+                    .spec
+                    .as_ref()
+                    .map(|s| s.containers.clone())
+                    .unwrap_or_default();
+                for c in &containers {
+                    let mut track = self.tracks.remove(&c.name).unwrap_or_default();
+                    let next = self.reconcile(pod, c, &mut track, policy).await;
+                    self.tracks.insert(c.name.clone(), track);
+                    wait = wait.min(next);
+                }
+                self.end_sidecars_when_done(pod, policy).await;
             }
         }
         self.report(pod).await;
@@ -326,20 +345,32 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
     async fn report(&mut self, pod: &Pod) {
         // A refused pod never had containers to speak of.
         let refused = self.failure.is_some() && !self.deadline_exceeded;
+        let has_init = pod
+            .spec
+            .as_ref()
+            .is_some_and(|s| s.init_containers.as_ref().is_some_and(|i| !i.is_empty()));
         let statuses = pod
             .spec
             .iter()
             .flat_map(|s| s.containers.iter())
             .filter(|_| !refused)
-            .map(|c| self.container_status(c))
+            .map(|c| self.container_status(c, !self.init_done && has_init))
+            .collect();
+        let init_statuses = pod
+            .spec
+            .iter()
+            .flat_map(|s| s.init_containers.iter().flatten())
+            .filter(|_| !refused)
+            .map(|c| self.container_status(c, true))
             .collect();
         let facts = PodFacts {
             pod_ip: self.sandbox.as_ref().map(|s| s.ip.clone()),
             host_ip: self.host_ip.clone(),
             failure: self.failure.clone(),
+            initialized: self.init_done || !has_init,
         };
         let now = now();
-        let status = status::pod_status(pod, statuses, &facts, &now);
+        let status = status::pod_status(pod, statuses, init_statuses, &facts, &now);
         if self.last_status.as_ref() == Some(&status) {
             return;
         }
@@ -349,8 +380,15 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
         }
     }
 
-    fn container_status(&self, c: &Container) -> ContainerStatus {
+    /// A container's status; one that has not started waits for `PodInitializing` while the
+    /// pod is `initializing`.
+    fn container_status(&self, c: &Container, initializing: bool) -> ContainerStatus {
         let t = self.tracks.get(&c.name).cloned().unwrap_or_default();
+        let not_yet = if initializing {
+            "PodInitializing"
+        } else {
+            "ContainerCreating"
+        };
         let state = match (&t.current, &t.waiting, &t.last_terminated) {
             (Some(inst), _, _) => ContainerState {
                 running: Some(ContainerStateRunning {
@@ -363,7 +401,7 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
                 terminated: Some(term.clone()),
                 ..Default::default()
             },
-            (None, None, None) => waiting("ContainerCreating", ""),
+            (None, None, None) => waiting(not_yet, ""),
         };
         let last_state = match (
             &t.last_terminated,
@@ -375,11 +413,17 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
             },
             _ => ContainerState::default(),
         };
+        // A regular init container is ready once it has completed.
+        let ready = if self.is_init(c) && !init::is_sidecar(c) {
+            init::succeeded(&t)
+        } else {
+            t.ready()
+        };
         ContainerStatus {
             name: c.name.clone(),
             state: Some(state),
             last_state: Some(last_state),
-            ready: t.ready(),
+            ready,
             started: Some(t.started()),
             restart_count: t.restarts,
             image: c.image.clone().unwrap_or_default(),
@@ -391,6 +435,16 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
             container_id: t.current.as_ref().map(|i| self.container_id(&i.id)),
             ..Default::default()
         }
+    }
+
+    /// The field path events about container `name` name.
+    fn field(&self, name: &str) -> Option<String> {
+        let list = if self.init_names.iter().any(|n| n == name) {
+            "initContainers"
+        } else {
+            "containers"
+        };
+        Some(format!("spec.{list}{{{name}}}"))
     }
 
     fn container_id(&self, id: &str) -> String {
@@ -449,7 +503,7 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
             let wanted = c.image.as_deref().unwrap_or("");
             if !inst.image.is_empty() && inst.image != wanted && !t.replacing {
                 let note = format!("Container {} definition changed, will be restarted", c.name);
-                self.stop(pod, &inst, note, field(&c.name), pod_grace(pod))
+                self.stop(pod, &inst, note, self.field(&c.name), pod_grace(pod))
                     .await;
                 t.replacing = true;
                 return SOON;
@@ -537,7 +591,8 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
                 "Back-off restarting failed container {} in pod {who}",
                 c.name
             );
-            self.event(pod, true, "BackOff", note, field(&c.name)).await;
+            self.event(pod, true, "BackOff", note, self.field(&c.name))
+                .await;
         }
         t.waiting = Some(("CrashLoopBackOff".into(), message));
     }
@@ -592,7 +647,7 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
             if policy != RestartPolicy::Never {
                 note.push_str(", will be restarted");
             }
-            self.stop(pod, inst, note, field(&c.name), grace).await;
+            self.stop(pod, inst, note, self.field(&c.name), grace).await;
             return SOON;
         }
         let next = t.probes.iter().map(Prober::next_at).min();
@@ -619,7 +674,8 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
                 ),
             ),
         };
-        self.event(pod, true, reason, note, field(&c.name)).await;
+        self.event(pod, true, reason, note, self.field(&c.name))
+            .await;
     }
 
     /// Starts the container's next instance, fetching its image first as its pull policy says.
@@ -637,7 +693,8 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
                 .then(|| format!("Container image \"{image}\" already present on machine"))
         });
         if let Some(note) = pulled {
-            self.event(pod, false, "Pulled", note, field(&c.name)).await;
+            self.event(pod, false, "Pulled", note, self.field(&c.name))
+                .await;
         }
         let running = match self.environment(pod, c).await {
             Ok(running) => running,
@@ -663,10 +720,10 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
         match self.machine.start(pod, c, &id, t.restarts, &mounts).await {
             Ok(image_id) => {
                 let created = format!("Created container: {}", c.name);
-                self.event(pod, false, "Created", created, field(&c.name))
+                self.event(pod, false, "Created", created, self.field(&c.name))
                     .await;
                 let started = format!("Started container {}", c.name);
-                self.event(pod, false, "Started", started, field(&c.name))
+                self.event(pod, false, "Started", started, self.field(&c.name))
                     .await;
                 self.started(pod, c, t, id, image_id);
             }
@@ -701,7 +758,8 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
                 keys.join(", ")
             );
             let reason = "InvalidEnvironmentVariableNames";
-            self.event(&pod, true, reason, note, field(&c.name)).await;
+            self.event(&pod, true, reason, note, self.field(&c.name))
+                .await;
         }
         Ok(env::applied(c, &environment))
     }
@@ -748,7 +806,7 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
                     true,
                     "ErrImageNeverPull",
                     message.clone(),
-                    field(&c.name),
+                    self.field(&c.name),
                 )
                 .await;
                 self.start_failure(pod, c, t, "ErrImageNeverPull", message, "ErrImageNeverPull")
@@ -757,14 +815,15 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
             }
             ImageAction::Pull => {
                 let note = format!("Pulling image \"{image}\"");
-                self.event(pod, false, "Pulling", note, field(&c.name))
+                self.event(pod, false, "Pulling", note, self.field(&c.name))
                     .await;
                 match self.machine.pull(image).await {
                     Ok(summary) => Some(Some(summary)),
                     Err(err) => {
                         let message = format!("failed to pull and unpack image \"{image}\": {err}");
                         let note = format!("Failed to pull image \"{image}\": {message}");
-                        self.event(pod, true, "Failed", note, field(&c.name)).await;
+                        self.event(pod, true, "Failed", note, self.field(&c.name))
+                            .await;
                         self.start_failure(pod, c, t, "ErrImagePull", message, "ErrImagePull")
                             .await;
                         None
@@ -782,10 +841,11 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
         let image = c.image.clone().unwrap_or_default();
         let message = format!("Back-off pulling image \"{image}\"");
         t.waiting = Some(("ImagePullBackOff".into(), message.clone()));
-        self.event(pod, false, "BackOff", message, field(&c.name))
+        self.event(pod, false, "BackOff", message, self.field(&c.name))
             .await;
         let note = "Error: ImagePullBackOff".to_string();
-        self.event(pod, true, "Failed", note, field(&c.name)).await;
+        self.event(pod, true, "Failed", note, self.field(&c.name))
+            .await;
     }
 
     /// A container that could not start: the `Error: …` event (`what`), the waiting reason, and
@@ -800,7 +860,8 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
         what: &str,
     ) {
         let note = format!("Error: {what}");
-        self.event(pod, true, "Failed", note, field(&c.name)).await;
+        self.event(pod, true, "Failed", note, self.field(&c.name))
+            .await;
         t.waiting = Some((reason.into(), message));
         t.start_failed();
     }
@@ -841,7 +902,7 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
         for (name, t) in &self.tracks {
             if let Some(inst) = &t.current {
                 let note = format!("Stopping container {name}");
-                self.stop(pod, inst, note, field(name), pod_grace(pod))
+                self.stop(pod, inst, note, self.field(name), pod_grace(pod))
                     .await;
             }
         }
@@ -861,7 +922,8 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
             .collect();
         for (name, _) in &running {
             let note = format!("Stopping container {name}");
-            self.event(pod, false, "Killing", note, field(name)).await;
+            self.event(pod, false, "Killing", note, self.field(name))
+                .await;
         }
         let stops = running.iter().map(|(_, id)| self.stop_quietly(id, grace));
         futures::future::join_all(stops).await;
