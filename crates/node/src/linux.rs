@@ -2,6 +2,7 @@
 //! store, containers run by crun under conmon, probes made inside the pod's network namespace.
 //! Every call that can block runs on the blocking pool under a timeout.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,8 +17,8 @@ use runtime::sandbox::{self, NetworkConfig, Sandbox};
 
 use crate::in_cluster::{ApiAccess, Relay};
 use crate::machine::{
-    Exit, Machine, MachineError, MachineResult, PodSandbox, ProbeOutcome, ProbeTarget, Record,
-    RunState, Signal,
+    Exit, Instance, Machine, MachineError, MachineResult, PodSandbox, ProbeOutcome, ProbeTarget,
+    Record, RunState, Signal,
 };
 use crate::security;
 use crate::volumes::{Mount, Source};
@@ -207,14 +208,25 @@ impl Machine for LinuxMachine {
             id.to_string(),
         );
         let cgroup = format!("{}/{}", cgroup_parent(pod), id);
-        let mounts = mounts
+        let mounts: Vec<(String, PathBuf, bool)> = mounts
             .iter()
             .map(|m| (m.container_path.clone(), m.host_path.clone(), m.read_only))
             .collect();
         let (plan, pod) = (security::plan(pod, &c), pod.clone());
+        let message_path = c
+            .termination_message_path
+            .clone()
+            .unwrap_or_else(|| "/dev/termination-log".into());
         let started = blocking("starting the container", LONG_CALL_TIMEOUT, move || {
             let image = images.resolve(c.image.as_deref().unwrap_or(""))?;
             let rootfs = oci::mount_rootfs(&image.layers, &bundle)?;
+            // The container writes its termination message to a file the node reads after.
+            let message_file = bundle.join(TERMINATION_LOG);
+            std::fs::write(&message_file, b"").map_err(|e| runtime::Error::io(&message_file, e))?;
+            std::fs::set_permissions(&message_file, std::fs::Permissions::from_mode(0o666))
+                .map_err(|e| runtime::Error::io(&message_file, e))?;
+            let mut mounts: Vec<(String, PathBuf, bool)> = mounts;
+            mounts.push((message_path, message_file, false));
             let user = image.config.user.clone().unwrap_or_default();
             let resolved = oci::resolve_user(&rootfs, &user);
             let security = security::finish(&plan, &pod, &c.name, &user, resolved)
@@ -253,21 +265,35 @@ impl Machine for LinuxMachine {
         }))
     }
 
-    async fn exit(&self, pod: &Pod, id: &str) -> Exit {
-        let bundle = self.pod_dir(pod).join(id);
+    async fn exit(&self, pod: &Pod, c: &Container, inst: &Instance) -> Exit {
+        let bundle = self.pod_dir(pod).join(&inst.id);
         // conmon's marker can miss an OOM kill that races the exit; the kernel's counter in the
         // container's cgroup (where its limit is) cannot. The cgroup lasts until `remove`.
-        let cgroup = format!("{}/{}", cgroup_parent(pod), id);
-        let (rt, id) = (self.runtime.clone(), id.to_string());
+        let cgroup = format!("{}/{}", cgroup_parent(pod), inst.id);
+        let log = self.log_path(pod, &c.name, inst.restart);
+        let fallback = c.termination_message_policy.as_deref() == Some("FallbackToLogsOnError");
+        let (rt, id) = (self.runtime.clone(), inst.id.clone());
         blocking("reading the exit", CALL_TIMEOUT, move || {
+            let code = rt.exit_code(&id);
+            let failed = code.is_some_and(|c| c != 0);
             Ok(Exit {
-                code: rt.exit_code(&id),
+                code,
                 oom_killed: Runtime::oom_killed(&bundle)
                     || runtime::cgroups::oom_kills(&cgroup).is_some_and(|n| n > 0),
+                message: termination_message(&bundle, &log, fallback && failed),
             })
         })
         .await
         .unwrap_or_default()
+    }
+
+    async fn exec(
+        &self,
+        id: &str,
+        command: Vec<String>,
+        timeout: Duration,
+    ) -> MachineResult<(i32, String)> {
+        crate::probe::run_command(&self.runtime, id, command, timeout).await
     }
 
     async fn kill(&self, id: &str, signal: Signal) -> MachineResult<()> {
@@ -330,9 +356,40 @@ impl Machine for LinuxMachine {
     }
 }
 
+/// The most of a termination message that is kept (the kubelet's limit).
+const MESSAGE_LIMIT: usize = 4096;
+/// What a failed container's log gives when it left no message (`FallbackToLogsOnError`).
+const FALLBACK_LINES: usize = 80;
+const FALLBACK_BYTES: usize = 2048;
+
+/// What the container wrote to its termination-message file, or, when `from_log` and it wrote
+/// nothing, the end of its log.
+fn termination_message(bundle: &Path, log: &Path, from_log: bool) -> Option<String> {
+    let written = std::fs::read(bundle.join(TERMINATION_LOG)).unwrap_or_default();
+    let written =
+        String::from_utf8_lossy(&written[..written.len().min(MESSAGE_LIMIT)]).into_owned();
+    if !written.is_empty() || !from_log {
+        return Some(written).filter(|m| !m.is_empty());
+    }
+    let text = std::fs::read_to_string(log).ok()?;
+    // CRI log lines: `<time> <stream> <tag> <text>`.
+    let lines: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.splitn(4, ' ').nth(3))
+        .collect();
+    let tail = lines[lines.len().saturating_sub(FALLBACK_LINES)..].join("\n");
+    let start = tail.len().saturating_sub(FALLBACK_BYTES);
+    let start = (start..tail.len())
+        .find(|i| tail.is_char_boundary(*i))
+        .unwrap_or(tail.len());
+    Some(tail[start..].to_string()).filter(|m| !m.is_empty())
+}
+
+/// The host file behind a container's `terminationMessagePath`, in its bundle.
+const TERMINATION_LOG: &str = "termination-log";
+
 /// Makes one volume real under `dir` (or checks the host path it names); returns its place.
 fn make_volume(dir: &Path, source: &Source) -> MachineResult<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
     match source {
         Source::EmptyDir {
             memory,

@@ -39,11 +39,13 @@ pub enum RunState {
     Stopped,
 }
 
-/// How a stopped container ended: the exit code once known, and whether the kernel OOM-killed it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// How a stopped container ended: the exit code once known, whether the kernel OOM-killed it,
+/// and its termination message.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Exit {
     pub code: Option<i32>,
     pub oom_killed: bool,
+    pub message: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,7 +123,21 @@ pub trait Machine: Send + Sync + 'static {
     ) -> impl Future<Output = MachineResult<String>> + Send;
     /// The container's state; `None` when the runtime does not know it.
     fn state(&self, id: &str) -> impl Future<Output = MachineResult<Option<RunState>>> + Send;
-    fn exit(&self, pod: &Pod, id: &str) -> impl Future<Output = Exit> + Send;
+    /// How instance `instance` of `container` ended.
+    fn exit(
+        &self,
+        pod: &Pod,
+        container: &Container,
+        instance: &Instance,
+    ) -> impl Future<Output = Exit> + Send;
+    /// Runs `command` in the running container `id` as its own process does; the exit code and
+    /// output (stdout, then stderr).
+    fn exec(
+        &self,
+        id: &str,
+        command: Vec<String>,
+        timeout: Duration,
+    ) -> impl Future<Output = MachineResult<(i32, String)>> + Send;
     fn kill(&self, id: &str, signal: Signal) -> impl Future<Output = MachineResult<()>> + Send;
     /// Forgets a stopped container (its root filesystem stays until teardown).
     fn remove(&self, id: &str) -> impl Future<Output = ()> + Send;

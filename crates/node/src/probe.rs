@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::{Container, Probe};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use tokio::time::Instant;
 
-use crate::machine::{ProbeOutcome, ProbeTarget};
+use crate::machine::{MachineError, MachineResult, ProbeOutcome, ProbeTarget};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProbeKind {
@@ -185,9 +185,32 @@ async fn exec_probe(
     command: Vec<String>,
     timeout: Duration,
 ) -> ProbeOutcome {
+    match run_command(runtime, id, command.clone(), timeout).await {
+        Ok((0, _)) => ProbeOutcome::Success,
+        Ok((_, output)) => ProbeOutcome::Failure(output),
+        Err(MachineError::TimedOut { .. }) => ProbeOutcome::Failure(format!(
+            "command timed out: \"{}\" timed out after {}s",
+            command.join(" "),
+            timeout.as_secs()
+        )),
+        Err(err) => ProbeOutcome::Unknown(err.to_string()),
+    }
+}
+
+/// How much of a command's output is kept (the kubelet's limit).
+const OUTPUT_LIMIT: usize = 10 * 1024;
+
+/// Runs `command` in container `id` as its own process does, within `timeout`: the exit code and
+/// the output (stdout, then stderr).
+pub async fn run_command(
+    runtime: &runtime::container::Runtime,
+    id: &str,
+    command: Vec<String>,
+    timeout: Duration,
+) -> MachineResult<(i32, String)> {
     use tokio::io::AsyncReadExt;
     let request = runtime::exec::ExecRequest {
-        command: command.clone(),
+        command,
         stdout: true,
         stderr: true,
         ..Default::default()
@@ -209,17 +232,15 @@ async fn exec_probe(
         tokio::join!(read_out, read_err);
         let code = exec.wait().await?;
         out.extend_from_slice(&err);
-        Ok::<_, runtime::Error>((code, out))
+        out.truncate(OUTPUT_LIMIT);
+        Ok::<_, runtime::Error>((code, String::from_utf8_lossy(&out).into_owned()))
     };
     match tokio::time::timeout(timeout, attempt).await {
-        Ok(Ok((0, _))) => ProbeOutcome::Success,
-        Ok(Ok((_, output))) => ProbeOutcome::Failure(String::from_utf8_lossy(&output).into()),
-        Ok(Err(err)) => ProbeOutcome::Unknown(err.to_string()),
-        Err(_) => ProbeOutcome::Failure(format!(
-            "command timed out: \"{}\" timed out after {}s",
-            command.join(" "),
-            timeout.as_secs()
-        )),
+        Ok(result) => Ok(result?),
+        Err(_) => Err(MachineError::TimedOut {
+            what: "command".into(),
+            after: timeout,
+        }),
     }
 }
 

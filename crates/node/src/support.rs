@@ -73,6 +73,7 @@ const CONTAINER_FIELDS: &[&str] = &[
     "terminationMessagePolicy",
     "imagePullPolicy",
     "securityContext",
+    "lifecycle",
     "stdin",
     "stdinOnce",
     "tty",
@@ -232,6 +233,9 @@ fn container_refusals(c: &Value, at: &str) -> Vec<String> {
             }
         }
     }
+    if !asks_nothing(&c["lifecycle"]["stopSignal"]) {
+        out.push(format!("{at}.lifecycle.stopSignal"));
+    }
     if !asks_nothing(&c["resources"]["claims"]) {
         out.push(format!("{at}.resources.claims"));
     }
@@ -277,10 +281,10 @@ mod tests {
         let p = pod(serde_json::json!({
             "containers": [{"name": "c", "image": "i",
                 "env": [{"name": "A", "value": "1"}, {"name": "B", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
-                "lifecycle": {"preStop": {"exec": {"command": ["true"]}}},
+                "resizePolicy": [{"resourceName": "cpu", "restartPolicy": "NotRequired"}],
                 "ports": [{"containerPort": 80, "hostPort": 8080}],
                 "securityContext": {"runAsUser": 1000, "seLinuxOptions": {"level": "s0"}}}],
-            "initContainers": [{"name": "i", "image": "i", "restartPolicy": "Always"}, {"name": "j", "image": "i", "tty": true, "workingDir": "/", "hostIP": null, "lifecycle": {"postStart": {"exec": {"command": ["true"]}}}}],
+            "initContainers": [{"name": "i", "image": "i", "restartPolicy": "Always"}, {"name": "j", "image": "i", "tty": true, "workingDir": "/", "hostIP": null, "lifecycle": {"stopSignal": "SIGUSR1"}}],
             "hostNetwork": true,
             "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "c"}}],
         }));
@@ -289,11 +293,11 @@ mod tests {
         assert_eq!(
             got,
             [
-                "spec.containers[0].lifecycle",
                 "spec.containers[0].ports[0].hostPort",
+                "spec.containers[0].resizePolicy",
                 "spec.containers[0].securityContext.seLinuxOptions",
                 "spec.hostNetwork",
-                "spec.initContainers[1].lifecycle",
+                "spec.initContainers[1].lifecycle.stopSignal",
                 "spec.volumes[0].persistentVolumeClaim",
             ]
         );

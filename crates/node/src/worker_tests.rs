@@ -19,7 +19,10 @@ struct FakeContainer {
     state: Option<RunState>,
     code: Option<i32>,
     oom: bool,
+    message: Option<String>,
+    /// Signals, with when they came.
     signals: Vec<Signal>,
+    signalled_at: Vec<tokio::time::Instant>,
 }
 
 #[derive(Default)]
@@ -43,6 +46,10 @@ struct World {
     mounts: HashMap<String, Vec<crate::volumes::Mount>>,
     /// Each instance's container as the machine was asked to run it.
     ran: HashMap<String, Container>,
+    /// Commands run in containers: (instance, command, when).
+    execs: Vec<(String, String, tokio::time::Instant)>,
+    /// What a command answers (exit code, output); success when absent.
+    exec_answers: HashMap<String, (i32, String)>,
 }
 
 #[derive(Default)]
@@ -159,12 +166,32 @@ impl Machine for FakeMachine {
         })
     }
 
-    async fn exit(&self, _: &Pod, id: &str) -> Exit {
+    async fn exit(&self, _: &Pod, _: &Container, inst: &Instance) -> Exit {
         self.with(|w| {
-            w.containers.get(id).map_or(Exit::default(), |b| Exit {
-                code: b.code,
-                oom_killed: b.oom,
-            })
+            w.containers
+                .get(&inst.id)
+                .map_or(Exit::default(), |b| Exit {
+                    code: b.code,
+                    oom_killed: b.oom,
+                    message: b.message.clone(),
+                })
+        })
+    }
+
+    async fn exec(
+        &self,
+        id: &str,
+        command: Vec<String>,
+        _: Duration,
+    ) -> MachineResult<(i32, String)> {
+        let line = command.join(" ");
+        self.with(|w| {
+            w.execs
+                .push((id.to_string(), line.clone(), tokio::time::Instant::now()));
+            Ok(w.exec_answers
+                .get(&line)
+                .cloned()
+                .unwrap_or((0, String::new())))
         })
     }
 
@@ -173,6 +200,7 @@ impl Machine for FakeMachine {
             let exit_on_term = w.exit_on_term;
             if let Some(b) = w.containers.get_mut(id) {
                 b.signals.push(signal);
+                b.signalled_at.push(tokio::time::Instant::now());
                 if signal == Signal::Kill || exit_on_term {
                     b.state = Some(RunState::Stopped);
                     b.code = Some(if signal == Signal::Kill { 137 } else { 143 });
@@ -1074,4 +1102,72 @@ async fn sidecars_start_in_turn_run_beside_the_app_and_stop_after_it() {
     assert!(h.api.has("Killing: Stopping container proxy"));
     assert_eq!(h.api.phase(), "Succeeded");
     assert_eq!(h.started_names().len(), 3, "the sidecar is not restarted");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_post_start_hook_kills_the_container_with_the_kubelets_event() {
+    let c = json!({"lifecycle": {"postStart": {"exec": {"command": ["sh", "-c", "exit 3"]}}}});
+    let mut h = Harness::new(one_container("Always", c));
+    h.machine.with(|w| {
+        w.exit_on_term = true;
+        w.exec_answers
+            .insert("sh -c exit 3".into(), (3, "no config".into()));
+    });
+    h.run_for(Duration::from_millis(100)).await;
+    let message = "Exec lifecycle hook ([sh -c exit 3]) for Container \"c\" in Pod \"p_default(0123456789abcdef)\" failed - error: command 'sh -c exit 3' exited with 3: , message: \"no config\"";
+    assert!(
+        h.api.has(&format!("FailedPostStartHook: {message}")),
+        "{:?}",
+        h.api.events()
+    );
+    assert!(h.api.has("Killing: FailedPostStartHook"));
+    assert!(h.started() >= 2, "restarted as its policy says");
+}
+
+#[tokio::test(start_paused = true)]
+async fn pre_stop_hooks_run_before_sigterm_within_the_grace_period() {
+    let c = json!({"lifecycle": {"preStop": {"sleep": {"seconds": 5}}}});
+    let mut h = Harness::new(one_container("Always", c));
+    h.sync().await;
+    let start = tokio::time::Instant::now();
+    h.worker.terminate(&deleting(h.pod.clone(), 10)).await;
+    let id = h.machine.latest("c");
+    let times = h.machine.with(|w| w.containers[&id].signalled_at.clone());
+    assert_eq!(h.machine.signals("c"), [Signal::Term, Signal::Kill]);
+    assert_eq!(
+        times[0] - start,
+        Duration::from_secs(5),
+        "SIGTERM after the hook's sleep"
+    );
+    assert_eq!(
+        times[1] - start,
+        Duration::from_secs(10),
+        "SIGKILL at the end of the grace period"
+    );
+
+    let c = json!({"lifecycle": {"preStop": {"exec": {"command": ["/bin/drain"]}}}});
+    let mut h = Harness::new(one_container("Always", c));
+    h.machine.with(|w| w.exit_on_term = true);
+    h.sync().await;
+    h.worker.terminate(&deleting(h.pod.clone(), 30)).await;
+    let execs = h.machine.with(|w| w.execs.clone());
+    assert_eq!(execs.len(), 1);
+    assert_eq!(execs[0].1, "/bin/drain");
+    assert_eq!(h.machine.signals("c"), [Signal::Term]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_termination_message_is_reported() {
+    let mut h = Harness::new(one_container("Never", json!({})));
+    h.sync().await;
+    let id = h.machine.latest("c");
+    h.machine.with(|w| {
+        let b = w.containers.get_mut(&id).expect("c");
+        b.state = Some(RunState::Stopped);
+        b.code = Some(1);
+        b.message = Some("database unreachable".into());
+    });
+    h.sync().await;
+    let t = h.api.state("c").terminated.expect("terminated");
+    assert_eq!(t.message.as_deref(), Some("database unreachable"));
 }

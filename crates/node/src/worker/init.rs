@@ -90,7 +90,7 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
                 continue;
             };
             let note = format!("Stopping container {}", c.name);
-            self.stop(pod, &inst, note, self.field(&c.name), super::pod_grace(pod))
+            self.stop(pod, &c.name, &inst, note, super::pod_grace(pod))
                 .await;
         }
     }

@@ -45,6 +45,7 @@ use crate::status::{self, PodFacts};
 use crate::support;
 use crate::volumes::{self, Source, Tokens};
 
+mod hooks;
 mod init;
 
 /// How long a stopped container's exit code may take to appear before it is taken as killed.
@@ -503,8 +504,7 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
             let wanted = c.image.as_deref().unwrap_or("");
             if !inst.image.is_empty() && inst.image != wanted && !t.replacing {
                 let note = format!("Container {} definition changed, will be restarted", c.name);
-                self.stop(pod, &inst, note, self.field(&c.name), pod_grace(pod))
-                    .await;
+                self.stop(pod, &c.name, &inst, note, pod_grace(pod)).await;
                 t.replacing = true;
                 return SOON;
             }
@@ -524,7 +524,7 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
         known: bool,
         policy: RestartPolicy,
     ) -> Duration {
-        let exit = self.machine.exit(pod, &inst.id).await;
+        let exit = self.machine.exit(pod, c, inst).await;
         let code = match exit.code {
             Some(code) => code,
             // The exit code is written just after the runtime reports the container stopped:
@@ -540,6 +540,7 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
         };
         t.exit_seen = None;
         t.last_terminated = Some(ContainerStateTerminated {
+            message: exit.message.clone(),
             exit_code: code,
             reason: Some(lifecycle::termination_reason(exit.oom_killed, code).into()),
             started_at: Some(inst.started_at.clone()),
@@ -647,7 +648,7 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
             if policy != RestartPolicy::Never {
                 note.push_str(", will be restarted");
             }
-            self.stop(pod, inst, note, self.field(&c.name), grace).await;
+            self.stop(pod, &c.name, inst, note, grace).await;
             return SOON;
         }
         let next = t.probes.iter().map(Prober::next_at).min();
@@ -726,6 +727,9 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
                 self.event(pod, false, "Started", started, self.field(&c.name))
                     .await;
                 self.started(pod, c, t, id, image_id);
+                if let Some(inst) = t.current.clone() {
+                    self.post_start(pod, c, &inst).await;
+                }
             }
             Err(err) => {
                 tracing::warn!(%err, container = %c.name, "starting a container failed");
@@ -866,17 +870,13 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
         t.start_failed();
     }
 
-    /// A `Killing` event with `note`, then SIGTERM, and SIGKILL once `grace` has passed.
-    async fn stop(
-        &self,
-        pod: &Pod,
-        inst: &Instance,
-        note: String,
-        f: Option<String>,
-        grace: Duration,
-    ) {
-        self.event(pod, false, "Killing", note, f).await;
-        self.stop_quietly(&inst.id, grace).await;
+    /// A `Killing` event with `note`, the container's `preStop` hook, then SIGTERM, and SIGKILL
+    /// once what is left of `grace` has passed.
+    async fn stop(&self, pod: &Pod, name: &str, inst: &Instance, note: String, grace: Duration) {
+        self.event(pod, false, "Killing", note, self.field(name))
+            .await;
+        let left = self.pre_stop(pod, name, inst, grace).await;
+        self.stop_quietly(&inst.id, left).await;
     }
 
     async fn stop_quietly(&self, id: &str, grace: Duration) {
@@ -902,8 +902,7 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
         for (name, t) in &self.tracks {
             if let Some(inst) = &t.current {
                 let note = format!("Stopping container {name}");
-                self.stop(pod, inst, note, self.field(name), pod_grace(pod))
-                    .await;
+                self.stop(pod, name, inst, note, pod_grace(pod)).await;
             }
         }
     }
@@ -915,17 +914,15 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
             .metadata
             .deletion_grace_period_seconds
             .map_or(pod_grace(pod), |s| Duration::from_secs(s.max(0) as u64));
-        let running: Vec<(String, String)> = self
+        let running: Vec<(String, Instance)> = self
             .tracks
             .iter()
-            .filter_map(|(name, t)| t.current.as_ref().map(|i| (name.clone(), i.id.clone())))
+            .filter_map(|(name, t)| t.current.clone().map(|i| (name.clone(), i)))
             .collect();
-        for (name, _) in &running {
+        let stops = running.iter().map(|(name, inst)| {
             let note = format!("Stopping container {name}");
-            self.event(pod, false, "Killing", note, self.field(name))
-                .await;
-        }
-        let stops = running.iter().map(|(_, id)| self.stop_quietly(id, grace));
+            self.stop(pod, name, inst, note, grace)
+        });
         futures::future::join_all(stops).await;
         self.machine.teardown(pod).await;
         self.api.deleted(pod).await;
