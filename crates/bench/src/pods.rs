@@ -32,6 +32,106 @@ fn pod(name: &str) -> Pod {
     .expect("valid pod")
 }
 
+/// The tutorial's pod with kuard's readiness probe, probed every `period` seconds.
+fn probed_pod(name: &str, period: i32) -> Pod {
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name},
+        "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
+            "name": "kuard", "image": "gcr.io/kuar-demo/kuard-amd64:1",
+            "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}, "periodSeconds": period},
+        }]}
+    }))
+    .expect("valid pod")
+}
+
+/// CPU time (user + system) a process has used, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at ") ".
+    let fields: Vec<&str> = stat
+        .rsplit_once(") ")
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i).and_then(|f| f.parse::<f64>().ok()))
+        .sum();
+    ticks / 100.0
+}
+
+/// Create → Ready with an HTTP readiness probe, one at a time and 20 at once, and the agent's CPU
+/// while 50 pods are probed every 10 s.
+async fn measure_probed(cluster: &AgentCluster, api: &Api<Pod>, rows: &mut Vec<Row>) -> Result<()> {
+    let seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    tokio::spawn(running_times(api.clone(), seen.clone()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut one = Vec::new();
+    for i in 0..30 {
+        let name = format!("probed-{i}");
+        let started = Instant::now();
+        api.create(&PostParams::default(), &probed_pod(&name, 1))
+            .await?;
+        let at = wait_running(&seen, &name).await?;
+        one.push(at.duration_since(started).as_secs_f64() * 1000.0);
+    }
+    delete_all(api).await?;
+    let mut batch = Vec::new();
+    for b in 0..3 {
+        let started = Instant::now();
+        let names: Vec<String> = (0..20).map(|i| format!("probed-par-{b}-{i}")).collect();
+        futures::future::try_join_all(names.iter().map(|n| {
+            let (api, p) = (api.clone(), probed_pod(n, 1));
+            async move { api.create(&PostParams::default(), &p).await }
+        }))
+        .await?;
+        for n in &names {
+            let at = wait_running(&seen, n).await?;
+            batch.push(at.duration_since(started).as_secs_f64() * 1000.0);
+        }
+        delete_all(api).await?;
+    }
+    let names: Vec<String> = (0..50).map(|i| format!("idle-{i}")).collect();
+    for n in &names {
+        api.create(&PostParams::default(), &probed_pod(n, 10))
+            .await?;
+    }
+    for n in &names {
+        wait_running(&seen, n).await?;
+    }
+    // Let start-up work settle, then count the agent's CPU over a minute of probing.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let window = Duration::from_secs(60);
+    let before = cpu_seconds(cluster.agent_pid());
+    tokio::time::sleep(window).await;
+    let used = cpu_seconds(cluster.agent_pid()) - before;
+    delete_all(api).await?;
+    rows.push(Row(
+        "pods with an HTTP readiness probe (1 s): create → Ready, one at a time, p50 / p99 (30)"
+            .into(),
+        format!(
+            "{:.0} / {:.0} ms",
+            percentile(&mut one, 0.5),
+            percentile(&mut one, 0.99)
+        ),
+        "",
+    ));
+    rows.push(Row(
+        "pods with an HTTP readiness probe: create → Ready, 20 at once, p50 / p99 (3 × 20)".into(),
+        format!(
+            "{:.0} / {:.0} ms",
+            percentile(&mut batch, 0.5),
+            percentile(&mut batch, 0.99)
+        ),
+        "",
+    ));
+    rows.push(Row(
+        "node agent CPU, 50 pods probed every 10 s (60 s window)".into(),
+        format!("{:.2} % of a core", used / window.as_secs_f64() * 100.0),
+        "< 2 %",
+    ));
+    Ok(())
+}
+
 pub(crate) fn percentile(samples: &mut [f64], q: f64) -> f64 {
     samples.sort_by(f64::total_cmp);
     samples[((samples.len() as f64 - 1.0) * q).round() as usize]
@@ -424,6 +524,7 @@ pub async fn measure(binary: &Path, image: &Path, rows: &mut Vec<Row>) -> Result
         "< 2 MB",
     ));
     delete_all(&api).await?;
+    measure_probed(&cluster, &api, rows).await?;
     drop(cluster);
     Ok(())
 }

@@ -228,12 +228,17 @@ enum Command {
     /// A pod's pause process (started by the node agent).
     #[command(hide = true)]
     Pause {
+        /// The pod's own hostname (none: the node's, as with hostNetwork).
         #[arg(long)]
-        hostname: String,
+        hostname: Option<String>,
+        /// The pod's network namespace (none: the node's).
         #[arg(long)]
-        netns: PathBuf,
+        netns: Option<PathBuf>,
         #[arg(long)]
         pidfile: PathBuf,
+        /// Hold a PID namespace for the pod's containers to share.
+        #[arg(long)]
+        share_pid: bool,
     },
 }
 
@@ -302,9 +307,16 @@ fn main() -> anyhow::Result<()> {
         hostname,
         netns,
         pidfile,
+        share_pid,
     } = &cli.command
     {
-        return runtime::sandbox::pause_main(hostname, netns, pidfile).map_err(anyhow::Error::msg);
+        return runtime::sandbox::pause_main(
+            hostname.as_deref(),
+            netns.as_deref(),
+            pidfile,
+            *share_pid,
+        )
+        .map_err(anyhow::Error::msg);
     }
     if let Command::Images { command, data_dir } = &cli.command {
         return match command {

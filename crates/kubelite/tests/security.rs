@@ -141,3 +141,102 @@ spec:
         "Pod was rejected: forbidden sysctl: \"kernel.msgmax\" not allowlisted"
     );
 }
+
+#[test]
+fn pods_share_the_nodes_namespaces_or_one_pid_namespace_when_asked() {
+    require_container_host();
+    let c = Cluster::start_with_agent(&[]);
+    let port = free_port();
+    c.file(
+        "host.yaml",
+        &format!(
+            "apiVersion: v1
+kind: Pod
+metadata:
+  name: on-host
+spec:
+  hostNetwork: true
+  hostPID: true
+  containers:
+    - name: kuard
+      image: gcr.io/kuar-demo/kuard-amd64:1
+      args: ['--address=127.0.0.1:{port}']
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: shared
+spec:
+  shareProcessNamespace: true
+  containers:
+    - name: kuard
+      image: gcr.io/kuar-demo/kuard-amd64:1
+    - name: sleeper
+      image: gcr.io/kuar-demo/kuard-amd64:1
+      command: [sleep, '3600']
+"
+        ),
+    );
+    c.kubectl(&["apply", "-f", "host.yaml"]).ok();
+    wait_running(&c, "on-host");
+    // The node's network: the pod's address is the node's, and it listens on the node.
+    let node_ip = c
+        .kubectl(&[
+            "get",
+            "nodes",
+            "-o",
+            "jsonpath={.items[0].status.addresses[?(@.type==\"InternalIP\")].address}",
+        ])
+        .ok()
+        .to_string();
+    assert_eq!(c.pod_field("on-host", "{.status.podIP}"), node_ip);
+    let answered = eventually(20, || {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-m", "2", &format!("http://127.0.0.1:{port}/healthy")])
+            .output()
+            .ok()?;
+        (out.stdout == b"ok").then_some(())
+    });
+    assert!(
+        answered.is_some(),
+        "kuard on the node's network did not answer"
+    );
+    let host_name = nix_hostname();
+    assert_eq!(exec(&c, "on-host", "hostname").ok().trim(), host_name);
+    // The node's PIDs: the server process is visible.
+    let pid = c.pid().expect("server pid");
+    exec(&c, "on-host", &format!("test -d /proc/{pid}")).ok();
+
+    wait_running(&c, "shared");
+    wait_for(&c, "shared", 30, "true", || {
+        c.pod_field("shared", "{.status.containerStatuses[1].started}")
+    });
+    let ps = c
+        .kubectl(&[
+            "exec", "shared", "-c", "kuard", "--", "ps", "-o", "pid,comm",
+        ])
+        .ok()
+        .to_string();
+    assert!(
+        ps.contains("sleep"),
+        "the other container's process is visible:\n{ps}"
+    );
+    let first = ps
+        .lines()
+        .nth(1)
+        .unwrap_or("")
+        .split_whitespace()
+        .next()
+        .unwrap_or("");
+    assert_eq!(
+        first, "1",
+        "the pause process holds the namespace as process 1:\n{ps}"
+    );
+}
+
+fn nix_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}

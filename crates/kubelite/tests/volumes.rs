@@ -235,7 +235,7 @@ kind: Pod
 metadata:
   name: hostnet
 spec:
-  hostNetwork: true
+  hostAliases: [{ip: 10.0.0.1, hostnames: [db]}]
   containers:
     - name: kuard
       image: gcr.io/kuar-demo/kuard-amd64:1
@@ -250,7 +250,7 @@ spec:
     let message = c.pod_field("hostnet", "{.status.message}");
     assert_eq!(
         message,
-        "Pod was rejected: this node does not support spec.hostNetwork"
+        "Pod was rejected: this node does not support spec.hostAliases"
     );
     assert!(events(&c).contains(&message), "{}", events(&c));
 }

@@ -476,6 +476,7 @@ pub async fn run(client: kube::Client, config: Config) -> Result<(), Error> {
                 .api_server
                 .and_then(|s| in_cluster::ApiAccess::new(s, &config.network.subnet)),
             relay: in_cluster::Relay::default(),
+            host_ip: host::Host::read().internal_ip,
         }),
         api: std::sync::Arc::new(kube_api::KubeApi { client, recorder }),
     };

@@ -37,6 +37,8 @@ pub struct LinuxMachine {
     pub pause: Vec<String>,
     /// How pods reach the API server.
     pub api_access: Option<ApiAccess>,
+    /// The node's address: a host-network pod's IP.
+    pub host_ip: Option<String>,
     pub relay: Relay,
 }
 
@@ -94,8 +96,20 @@ impl LinuxMachine {
             self.pause.clone(),
         );
         let cgroup = cgroup_parent(pod);
+        let sharing = sharing(pod);
+        let host_ip = self.host_ip.clone();
         let made = blocking("creating the pod sandbox", LONG_CALL_TIMEOUT, move || {
-            let s = sandbox::create(&net, &id, &host, &dir, &pause)?;
+            let s = match (sharing.host_network, host_ip) {
+                (false, _) => sandbox::create(&net, &id, &host, &dir, &pause, sharing)?,
+                (true, Some(ip)) => {
+                    sandbox::create_on_host_network(&id, &ip, &dir, &pause, sharing)?
+                }
+                (true, None) => {
+                    return Err(MachineError::Other(
+                        "the node has no address for a host-network pod".into(),
+                    ))
+                }
+            };
             // The pod's cgroup holds its pause process as well as its containers.
             if let Err(err) = runtime::cgroups::enter(&cgroup, s.pause_pid) {
                 tracing::warn!(%err, "moving the pause process into the pod cgroup failed");
@@ -104,6 +118,20 @@ impl LinuxMachine {
         })
         .await?;
         Ok(PodSandbox { ip: made.ip })
+    }
+}
+
+/// Which of the node's namespaces the pod asks to use.
+fn sharing(pod: &Pod) -> sandbox::Sharing {
+    let spec = pod.spec.as_ref();
+    let flag = |f: fn(&k8s_openapi::api::core::v1::PodSpec) -> Option<bool>| {
+        spec.and_then(f) == Some(true)
+    };
+    sandbox::Sharing {
+        host_network: flag(|s| s.host_network),
+        host_pid: flag(|s| s.host_pid),
+        host_ipc: flag(|s| s.host_ipc),
+        shared_pid: flag(|s| s.share_process_namespace),
     }
 }
 

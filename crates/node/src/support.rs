@@ -27,6 +27,10 @@ const POD_FIELDS: &[&str] = &[
     "volumes",
     "securityContext",
     "initContainers",
+    "hostNetwork",
+    "hostPID",
+    "hostIPC",
+    "shareProcessNamespace",
 ];
 
 /// Pod `securityContext` fields the node honours.
@@ -285,7 +289,7 @@ mod tests {
                 "ports": [{"containerPort": 80, "hostPort": 8080}],
                 "securityContext": {"runAsUser": 1000, "seLinuxOptions": {"level": "s0"}}}],
             "initContainers": [{"name": "i", "image": "i", "restartPolicy": "Always"}, {"name": "j", "image": "i", "tty": true, "workingDir": "/", "hostIP": null, "lifecycle": {"stopSignal": "SIGUSR1"}}],
-            "hostNetwork": true,
+            "hostAliases": [{"ip": "10.0.0.1", "hostnames": ["db"]}],
             "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "c"}}],
         }));
         let mut got = refusals(&p);
@@ -296,7 +300,7 @@ mod tests {
                 "spec.containers[0].ports[0].hostPort",
                 "spec.containers[0].resizePolicy",
                 "spec.containers[0].securityContext.seLinuxOptions",
-                "spec.hostNetwork",
+                "spec.hostAliases",
                 "spec.initContainers[1].lifecycle.stopSignal",
                 "spec.volumes[0].persistentVolumeClaim",
             ]
@@ -313,7 +317,7 @@ mod tests {
         );
         assert_eq!(
             message(&got[3..4]),
-            "Pod was rejected: this node does not support spec.hostNetwork"
+            "Pod was rejected: this node does not support spec.hostAliases"
         );
     }
 }

@@ -905,7 +905,7 @@ async fn service_account_tokens_are_renewed_at_80_percent_of_their_life() {
 async fn a_pod_asking_for_what_the_node_cannot_do_is_refused_visibly() {
     let p = pod(json!({
         "containers": [{"name": "c", "image": "demo:1", "securityContext": {"windowsOptions": {"runAsUserName": "x"}}}],
-        "hostNetwork": true,
+        "hostAliases": [{"ip": "10.0.0.1", "hostnames": ["db"]}],
     }));
     let mut h = Harness::new(p);
     h.run_for(Duration::from_secs(2)).await;
@@ -913,7 +913,7 @@ async fn a_pod_asking_for_what_the_node_cannot_do_is_refused_visibly() {
     let status = h.api.last();
     assert_eq!(status.phase.as_deref(), Some("Failed"));
     assert_eq!(status.reason.as_deref(), Some("UnsupportedPodSpec"));
-    let message = "Pod was rejected: this node does not support spec.hostNetwork, spec.containers[0].securityContext.windowsOptions";
+    let message = "Pod was rejected: this node does not support spec.hostAliases, spec.containers[0].securityContext.windowsOptions";
     assert_eq!(status.message.as_deref(), Some(message));
     assert!(h.api.has(&format!("UnsupportedPodSpec: {message}")));
     assert_eq!(h.api.count("UnsupportedPodSpec"), 1, "said once");

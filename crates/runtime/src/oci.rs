@@ -230,6 +230,25 @@ pub struct BundleSpec<'a> {
     pub mounts: Vec<(String, PathBuf, bool)>,
 }
 
+/// The namespaces a container of `sandbox` joins or makes; one it does not list is the node's.
+fn namespaces(sandbox: &Sandbox) -> Vec<serde_json::Value> {
+    let sharing = sandbox.sharing;
+    let mut list = vec![json!({"type": "mount"})];
+    match (sharing.host_pid, sharing.shared_pid) {
+        (true, _) => {}
+        (false, true) => list.push(json!({"type": "pid", "path": sandbox.pid_path()})),
+        (false, false) => list.push(json!({"type": "pid"})),
+    }
+    if !sharing.host_network {
+        list.push(json!({"type": "network", "path": sandbox.netns_path()}));
+        list.push(json!({"type": "uts", "path": sandbox.uts_path()}));
+    }
+    if !sharing.host_ipc {
+        list.push(json!({"type": "ipc", "path": sandbox.ipc_path()}));
+    }
+    list
+}
+
 /// Writes `<bundle>/config.json`.
 pub fn write_config(bundle: &Path, spec: &BundleSpec) -> Result<()> {
     let sec = &spec.security;
@@ -300,13 +319,7 @@ pub fn write_config(bundle: &Path, spec: &BundleSpec) -> Result<()> {
         "root": {"path": spec.rootfs, "readonly": sec.readonly_rootfs},
         "mounts": mounts,
         "linux": {
-            "namespaces": [
-                {"type": "pid"},
-                {"type": "mount"},
-                {"type": "network", "path": spec.sandbox.netns_path()},
-                {"type": "ipc", "path": spec.sandbox.ipc_path()},
-                {"type": "uts", "path": spec.sandbox.uts_path()},
-            ],
+            "namespaces": namespaces(spec.sandbox),
             "cgroupsPath": spec.cgroups_path,
             "resources": {
                 "devices": [{"allow": sec.privileged, "access": "rwm"}],
@@ -545,6 +558,7 @@ mod tests {
             ip: "10.42.0.2".into(),
             pause_pid: 1,
             hostname: "p".into(),
+            sharing: Default::default(),
         };
         let spec = BundleSpec {
             rootfs: &dir.path().join("rootfs"),
@@ -592,6 +606,7 @@ mod tests {
             ip: "10.42.0.2".into(),
             pause_pid: 1,
             hostname: "p".into(),
+            sharing: Default::default(),
         };
         let spec = BundleSpec {
             rootfs: &dir.path().join("rootfs"),
@@ -610,5 +625,20 @@ mod tests {
                 .unwrap();
         assert_eq!(v["linux"]["resources"]["memory"]["limit"], 256_000_000);
         assert_eq!(v["linux"]["namespaces"][2]["path"], "/run/netns/kl-p");
+        let host = Sandbox {
+            sharing: crate::sandbox::Sharing {
+                host_network: true,
+                host_ipc: true,
+                shared_pid: true,
+                ..Default::default()
+            },
+            ..sandbox.clone()
+        };
+        let types: Vec<String> = namespaces(&host)
+            .iter()
+            .map(|n| n["type"].as_str().unwrap_or("").to_string())
+            .collect();
+        assert_eq!(types, ["mount", "pid"], "the node's network, UTS and IPC");
+        assert_eq!(namespaces(&host)[1]["path"], "/proc/1/ns/pid");
     }
 }

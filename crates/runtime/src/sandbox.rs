@@ -36,11 +36,35 @@ pub struct Sandbox {
     pub ip: String,
     pub pause_pid: i32,
     pub hostname: String,
+    /// How the pod shares the node's namespaces.
+    #[serde(default)]
+    pub sharing: Sharing,
+}
+
+/// Which of the node's namespaces a pod uses (`hostNetwork`, `hostPID`, `hostIPC`), and whether
+/// its containers share one PID namespace (`shareProcessNamespace`).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Sharing {
+    #[serde(default)]
+    pub host_network: bool,
+    #[serde(default)]
+    pub host_pid: bool,
+    #[serde(default)]
+    pub host_ipc: bool,
+    #[serde(default)]
+    pub shared_pid: bool,
 }
 
 impl Sandbox {
     pub fn netns_path(&self) -> PathBuf {
+        if self.sharing.host_network {
+            return PathBuf::from("/proc/1/ns/net");
+        }
         Path::new("/run/netns").join(&self.netns)
+    }
+    /// The pause process's PID namespace, which containers share with `shareProcessNamespace`.
+    pub fn pid_path(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/ns/pid", self.pause_pid))
     }
     pub fn ipc_path(&self) -> PathBuf {
         PathBuf::from(format!("/proc/{}/ns/ipc", self.pause_pid))
@@ -155,15 +179,105 @@ fn write(path: &Path, contents: &str) -> Result<()> {
     std::fs::write(path, contents).map_err(|e| Error::io(path, e))
 }
 
+/// Creates a sandbox for pod `id` in `dir` that uses the node's network (`host_ip` is then the
+/// pod's address): no netns or CNI; the pause process holds what else the pod has of its own.
+pub fn create_on_host_network(
+    id: &str,
+    host_ip: &str,
+    dir: &Path,
+    pause: &[String],
+    sharing: Sharing,
+) -> Result<Sandbox> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let hostname = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default();
+    let pause_pid = start_pause(pause, None, None, dir, sharing)?;
+    write(&dir.join("hostname"), &format!("{hostname}\n"))?;
+    let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    write(
+        &dir.join("hosts"),
+        &format!("# Kubernetes-managed hosts file (host network).\n{hosts}"),
+    )?;
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    write(&dir.join("resolv.conf"), &resolv)?;
+    let sandbox = Sandbox {
+        id: id.to_string(),
+        dir: dir.to_path_buf(),
+        netns: String::new(),
+        ip: host_ip.to_string(),
+        pause_pid,
+        hostname,
+        sharing: Sharing {
+            host_network: true,
+            ..sharing
+        },
+    };
+    write(&dir.join("sandbox.json"), &serde_json::to_string(&sandbox)?)?;
+    Ok(sandbox)
+}
+
+/// Starts the pause process (`pause` must accept `--pidfile FILE` and optionally `--hostname H`,
+/// `--netns PATH`, `--share-pid`, `--host-ipc`, and fork itself into the background); its pid.
+fn start_pause(
+    pause: &[String],
+    hostname: Option<&str>,
+    netns: Option<&Path>,
+    dir: &Path,
+    sharing: Sharing,
+) -> Result<i32> {
+    let pidfile = dir.join("pause.pid");
+    let _ = std::fs::remove_file(&pidfile);
+    let (program, args) = pause.split_first().ok_or_else(|| Error::Command {
+        command: "pause".into(),
+        message: "no pause command".into(),
+    })?;
+    let mut cmd = Command::new(program);
+    cmd.args(args).arg("--pidfile").arg(&pidfile);
+    if let Some(h) = hostname {
+        cmd.arg("--hostname").arg(h);
+    }
+    if let Some(n) = netns {
+        cmd.arg("--netns").arg(n);
+    }
+    if sharing.shared_pid && !sharing.host_pid {
+        cmd.arg("--share-pid");
+    }
+    let status = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|e| Error::Command {
+            command: program.clone(),
+            message: e.to_string(),
+        })?;
+    if !status.success() {
+        return Err(Error::Command {
+            command: format!("{program} pause"),
+            message: format!("exited with {status}"),
+        });
+    }
+    std::fs::read_to_string(&pidfile)
+        .map_err(|e| Error::io(&pidfile, e))?
+        .trim()
+        .parse()
+        .map_err(|_| Error::Command {
+            command: "pause".into(),
+            message: "bad pid file".into(),
+        })
+}
+
 /// Creates a sandbox for pod `id` in `dir`: netns, CNI, pause process, /etc files.
-/// `pause` is the command that becomes the pause process (it must accept
-/// `--hostname H --netns PATH --pidfile FILE` and fork itself into the background).
+/// `pause` is the command that becomes the pause process (see [`start_pause`]).
 pub fn create(
     cfg: &NetworkConfig,
     id: &str,
     hostname: &str,
     dir: &Path,
     pause: &[String],
+    sharing: Sharing,
 ) -> Result<Sandbox> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     std::fs::create_dir_all(&cfg.ipam_dir).map_err(|e| Error::io(&cfg.ipam_dir, e))?;
@@ -201,42 +315,7 @@ pub fn create(
             })?
             .to_string();
         forget_neighbour(&cfg.bridge, &ip);
-        let pidfile = dir.join("pause.pid");
-        let _ = std::fs::remove_file(&pidfile);
-        let (program, args) = pause.split_first().ok_or_else(|| Error::Command {
-            command: "pause".into(),
-            message: "no pause command".into(),
-        })?;
-        let status = Command::new(program)
-            .args(args)
-            .arg("--hostname")
-            .arg(hostname)
-            .arg("--netns")
-            .arg(&netns_path)
-            .arg("--pidfile")
-            .arg(&pidfile)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map_err(|e| Error::Command {
-                command: program.clone(),
-                message: e.to_string(),
-            })?;
-        if !status.success() {
-            return Err(Error::Command {
-                command: format!("{program} pause"),
-                message: format!("exited with {status}"),
-            });
-        }
-        let pause_pid: i32 = std::fs::read_to_string(&pidfile)
-            .map_err(|e| Error::io(&pidfile, e))?
-            .trim()
-            .parse()
-            .map_err(|_| Error::Command {
-                command: "pause".into(),
-                message: "bad pid file".into(),
-            })?;
+        let pause_pid = start_pause(pause, Some(hostname), Some(&netns_path), dir, sharing)?;
         write(&dir.join("hostname"), &format!("{hostname}\n"))?;
         write(
             &dir.join("hosts"),
@@ -251,6 +330,7 @@ pub fn create(
             ip,
             pause_pid,
             hostname: hostname.to_string(),
+            sharing,
         };
         write(&dir.join("sandbox.json"), &serde_json::to_string(&sandbox)?)?;
         Ok(sandbox)
@@ -293,7 +373,9 @@ pub fn destroy(cfg: &NetworkConfig, sandbox: &Sandbox) -> Result<()> {
         nix::unistd::Pid::from_raw(sandbox.pause_pid),
         nix::sys::signal::Signal::SIGKILL,
     );
-    teardown_network(cfg, &sandbox.id, &sandbox.netns)?;
+    if !sandbox.sharing.host_network {
+        teardown_network(cfg, &sandbox.id, &sandbox.netns)?;
+    }
     let _ = std::fs::remove_dir_all(&sandbox.dir);
     Ok(())
 }
@@ -306,17 +388,34 @@ pub fn remove_bridge(cfg: &NetworkConfig) -> Result<()> {
     Ok(())
 }
 
-/// The pause process: joins the pod's netns, takes new UTS and IPC namespaces, sets the pod's
-/// hostname, forks into the background (writing its pid to `pidfile`) and then sleeps forever,
-/// reaping whatever is re-parented to it. Call it before any threads are started.
-pub fn pause_main(hostname: &str, netns: &Path, pidfile: &Path) -> std::result::Result<(), String> {
+/// The pause process: joins the pod's netns (when it has one), takes new IPC and UTS namespaces
+/// (UTS only with a hostname of the pod's own; with `share_pid` a PID namespace, of which its
+/// child is then process 1), sets the pod's hostname, forks into the background (writing its pid
+/// to `pidfile`) and then sleeps forever, reaping whatever is re-parented to it. Call it before
+/// any threads are started.
+pub fn pause_main(
+    hostname: Option<&str>,
+    netns: Option<&Path>,
+    pidfile: &Path,
+    share_pid: bool,
+) -> std::result::Result<(), String> {
     use nix::sched::{setns, unshare, CloneFlags};
     use nix::unistd::{fork, setsid, ForkResult};
-    let ns = std::fs::File::open(netns).map_err(|e| format!("{}: {e}", netns.display()))?;
-    setns(&ns, CloneFlags::CLONE_NEWNET).map_err(|e| format!("setns: {e}"))?;
-    unshare(CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC)
-        .map_err(|e| format!("unshare: {e}"))?;
-    nix::unistd::sethostname(hostname).map_err(|e| format!("sethostname: {e}"))?;
+    if let Some(netns) = netns {
+        let ns = std::fs::File::open(netns).map_err(|e| format!("{}: {e}", netns.display()))?;
+        setns(&ns, CloneFlags::CLONE_NEWNET).map_err(|e| format!("setns: {e}"))?;
+    }
+    let mut flags = CloneFlags::CLONE_NEWIPC;
+    if hostname.is_some() {
+        flags |= CloneFlags::CLONE_NEWUTS;
+    }
+    if share_pid {
+        flags |= CloneFlags::CLONE_NEWPID;
+    }
+    unshare(flags).map_err(|e| format!("unshare: {e}"))?;
+    if let Some(hostname) = hostname {
+        nix::unistd::sethostname(hostname).map_err(|e| format!("sethostname: {e}"))?;
+    }
     // SAFETY-free: fork in a process that has not started threads.
     match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
         ForkResult::Parent { child } => {
