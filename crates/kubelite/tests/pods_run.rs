@@ -331,10 +331,22 @@ struct Registry {
     child: std::process::Child,
     _dir: tempfile::TempDir,
     addr: String,
+    /// The user and password it asks for, if it asks.
+    login: Option<(String, String)>,
 }
 
 impl Registry {
     fn start() -> Registry {
+        Registry::launch(None)
+    }
+
+    /// A registry that serves only `user` with `password` (an htpasswd file, bcrypt as the
+    /// registry wants it, made with the system's crypt).
+    fn start_with_login(user: &str, password: &str) -> Registry {
+        Registry::launch(Some((user.to_string(), password.to_string())))
+    }
+
+    fn launch(login: Option<(String, String)>) -> Registry {
         assert!(
             std::path::Path::new("/usr/bin/docker-registry").exists(),
             "docker-registry is missing: scripts/deps.sh installs it"
@@ -342,11 +354,25 @@ impl Registry {
         let dir = tempfile::tempdir().unwrap();
         let addr = format!("127.0.0.1:{}", free_port());
         let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n", dir.path().join("data").display()),
-        )
-        .unwrap();
+        let mut yaml = format!("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n", dir.path().join("data").display());
+        if let Some((user, password)) = &login {
+            let hashed = Command::new("python3")
+                .args(["-W", "ignore", "-c", "import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))", password])
+                .output()
+                .unwrap();
+            assert!(
+                hashed.status.success(),
+                "hashing the registry password failed"
+            );
+            let htpasswd = dir.path().join("htpasswd");
+            let line = format!("{user}:{}", String::from_utf8_lossy(&hashed.stdout).trim());
+            std::fs::write(&htpasswd, line + "\n").unwrap();
+            yaml.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+                htpasswd.display()
+            ));
+        }
+        std::fs::write(&config, yaml).unwrap();
         let child = Command::new("docker-registry")
             .arg("serve")
             .arg(&config)
@@ -360,14 +386,19 @@ impl Registry {
             child,
             _dir: dir,
             addr,
+            login,
         }
     }
 
     /// Pushes the demo image as `demo/kuard:TAG` and returns its reference.
     fn push(&self, tag: &str) -> String {
         let target = format!("{}/demo/kuard:{tag}", self.addr);
-        let out = Command::new("skopeo")
-            .args(["copy", "--dest-tls-verify=false"])
+        let mut skopeo = Command::new("skopeo");
+        skopeo.args(["copy", "--dest-tls-verify=false"]);
+        if let Some((user, password)) = &self.login {
+            skopeo.arg(format!("--dest-creds={user}:{password}"));
+        }
+        let out = skopeo
             .arg(format!("oci-archive:{}", demo_image().display()))
             .arg(format!("docker://{target}"))
             .output()
@@ -741,4 +772,50 @@ fn an_image_change_restarts_the_container_on_the_new_image() {
         text.contains("spec: Forbidden: pod updates may not change fields other than"),
         "{text}"
     );
+}
+
+#[test]
+fn image_pull_secrets_log_in_to_a_private_registry() {
+    require_container_host();
+    let registry = Registry::start_with_login("puller", "let-me-in");
+    let image = registry.push("private");
+    let c = Cluster::start_with_agent(&[]);
+    let pod = |name: &str, secret: bool| {
+        let secrets = if secret {
+            "  imagePullSecrets: [{name: regcred}]\n"
+        } else {
+            ""
+        };
+        format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n{secrets}  containers:\n  - name: kuard\n    image: {image}\n")
+    };
+    c.file("anonymous.yaml", &pod("anonymous", false));
+    c.kubectl(&["apply", "-f", "anonymous.yaml"]).ok();
+    let reason = || {
+        c.pod_field(
+            "anonymous",
+            "{.status.containerStatuses[0].state.waiting.reason}",
+        )
+    };
+    let refused = eventually(60, || {
+        let r = reason();
+        (r == "ErrImagePull" || r == "ImagePullBackOff").then_some(r)
+    });
+    assert!(
+        refused.is_some(),
+        "an anonymous pull was not refused: {}",
+        reason()
+    );
+    c.kubectl(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "regcred",
+        &format!("--docker-server={}", registry.addr),
+        "--docker-username=puller",
+        "--docker-password=let-me-in",
+    ])
+    .ok();
+    c.file("private.yaml", &pod("private", true));
+    c.kubectl(&["apply", "-f", "private.yaml"]).ok();
+    wait_running(&c, "private");
 }

@@ -19,6 +19,7 @@ pub mod logs;
 pub mod machine;
 pub mod probe;
 mod probe_net;
+pub mod pull_secrets;
 pub mod security;
 pub mod server;
 pub mod spdy;

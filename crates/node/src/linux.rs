@@ -177,7 +177,11 @@ impl Machine for LinuxMachine {
         .is_ok()
     }
 
-    async fn pull(&self, reference: &str) -> MachineResult<String> {
+    async fn pull(
+        &self,
+        reference: &str,
+        credentials: &[runtime::image::pull::Credential],
+    ) -> MachineResult<String> {
         let started = Instant::now();
         let tmp = self.state_dir.join("tmp");
         std::fs::create_dir_all(&tmp).map_err(|e| runtime::Error::io(&tmp, e))?;
@@ -187,7 +191,7 @@ impl Machine for LinuxMachine {
             started.elapsed().as_nanos()
         ));
         let result = async {
-            let download = runtime::image::pull::pull_to_archive(reference, &archive);
+            let download = runtime::image::pull::pull_to_archive(reference, &archive, credentials);
             tokio::time::timeout(LONG_CALL_TIMEOUT, download)
                 .await
                 .map_err(|_| MachineError::TimedOut {
@@ -278,6 +282,11 @@ impl Machine for LinuxMachine {
         })
         .await?;
         Ok(started)
+    }
+
+    fn has_exited(&self, id: &str) -> bool {
+        // conmon writes the exit file when the container's process ends.
+        self.runtime.exits.join(id).exists()
     }
 
     async fn state(&self, id: &str) -> MachineResult<Option<RunState>> {

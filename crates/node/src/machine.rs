@@ -103,8 +103,13 @@ pub trait Machine: Send + Sync + 'static {
     /// The pod's sandbox: the one already running, or a new one.
     fn sandbox(&self, pod: &Pod) -> impl Future<Output = MachineResult<PodSandbox>> + Send;
     fn has_image(&self, reference: &str) -> impl Future<Output = bool> + Send;
-    /// Pulls an image; returns the kubelet's "Successfully pulled …" note.
-    fn pull(&self, reference: &str) -> impl Future<Output = MachineResult<String>> + Send;
+    /// Pulls an image, with the credential for its registry when one is given; returns the
+    /// kubelet's "Successfully pulled …" note.
+    fn pull(
+        &self,
+        reference: &str,
+        credentials: &[runtime::image::pull::Credential],
+    ) -> impl Future<Output = MachineResult<String>> + Send;
     /// Makes a volume ready on the host; returns where it is.
     fn volume(
         &self,
@@ -121,6 +126,8 @@ pub trait Machine: Send + Sync + 'static {
         restart: i32,
         mounts: &[crate::volumes::Mount],
     ) -> impl Future<Output = MachineResult<String>> + Send;
+    /// Whether the container has left its exit code: a cheap check, made often.
+    fn has_exited(&self, id: &str) -> bool;
     /// The container's state; `None` when the runtime does not know it.
     fn state(&self, id: &str) -> impl Future<Output = MachineResult<Option<RunState>>> + Send;
     /// How instance `instance` of `container` ended.

@@ -31,6 +31,7 @@ const POD_FIELDS: &[&str] = &[
     "hostPID",
     "hostIPC",
     "shareProcessNamespace",
+    "imagePullSecrets",
 ];
 
 /// Pod `securityContext` fields the node honours.

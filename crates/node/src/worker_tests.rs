@@ -50,6 +50,10 @@ struct World {
     execs: Vec<(String, String, tokio::time::Instant)>,
     /// What a command answers (exit code, output); success when absent.
     exec_answers: HashMap<String, (i32, String)>,
+    /// How often the runtime was asked for a container's state.
+    state_queries: usize,
+    /// The credentials the last pull was given.
+    pull_credentials: Vec<runtime::image::pull::Credential>,
 }
 
 #[derive(Default)]
@@ -106,9 +110,14 @@ impl Machine for FakeMachine {
         self.with(|w| w.images.contains(reference))
     }
 
-    async fn pull(&self, reference: &str) -> MachineResult<String> {
+    async fn pull(
+        &self,
+        reference: &str,
+        credentials: &[runtime::image::pull::Credential],
+    ) -> MachineResult<String> {
         self.with(|w| {
             w.pulls += 1;
+            w.pull_credentials = credentials.to_vec();
             match &w.pull_error {
                 Some(e) => Err(MachineError::Other(e.clone())),
                 None => {
@@ -157,7 +166,16 @@ impl Machine for FakeMachine {
         })
     }
 
+    fn has_exited(&self, id: &str) -> bool {
+        self.with(|w| {
+            w.containers
+                .get(id)
+                .is_none_or(|b| b.code.is_some() || b.state != Some(RunState::Running))
+        })
+    }
+
     async fn state(&self, id: &str) -> MachineResult<Option<RunState>> {
+        self.with(|w| w.state_queries += 1);
         self.with(|w| {
             if w.state_error {
                 return Err(MachineError::Other("runtime busy".into()));
@@ -1170,4 +1188,22 @@ async fn the_termination_message_is_reported() {
     h.sync().await;
     let t = h.api.state("c").terminated.expect("terminated");
     assert_eq!(t.message.as_deref(), Some("database unreachable"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_running_container_is_asked_about_rarely_and_its_exit_noticed_at_once() {
+    let mut h = Harness::new(one_container("Never", json!({})));
+    h.sync().await;
+    h.run_for(Duration::from_secs(60)).await;
+    let asked = h.machine.with(|w| w.state_queries);
+    assert!(
+        asked <= 7,
+        "a minute of running took {asked} runtime queries"
+    );
+    h.machine.exit("c", 0);
+    h.run_for(Duration::from_millis(600)).await;
+    assert!(
+        h.api.state("c").terminated.is_some(),
+        "the exit is seen within a poll"
+    );
 }

@@ -41,6 +41,7 @@ use crate::machine::{
     Record, RunState, Signal,
 };
 use crate::probe::{ProbeKind, Prober};
+use crate::pull_secrets;
 use crate::status::{self, PodFacts};
 use crate::support;
 use crate::volumes::{self, Source, Tokens};
@@ -54,6 +55,8 @@ const EXIT_FILE_WAIT: Duration = Duration::from_secs(2);
 const POLL: Duration = Duration::from_millis(500);
 /// How soon it looks again when something is under way.
 const SOON: Duration = Duration::from_millis(10);
+/// How often a running container's state is asked of the runtime when nothing says it ended.
+const STATE_REFRESH: Duration = Duration::from_secs(30);
 /// How often a stopping container is asked whether it has ended.
 const STOP_POLL: Duration = Duration::from_millis(50);
 /// How often projected volumes (configMap, secret, downward API, tokens) are brought up to date.
@@ -104,6 +107,8 @@ struct Track {
     exit_seen: Option<Instant>,
     /// The current instance's probes.
     probes: Vec<Prober>,
+    /// When the runtime was last asked about the current instance.
+    state_asked_at: Option<Instant>,
 }
 
 impl Track {
@@ -489,7 +494,18 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
         let Some(inst) = t.current.clone() else {
             return POLL;
         };
-        let state = match self.machine.state(&inst.id).await {
+        // The runtime is asked only when the container has left its exit code, or now and
+        // then in case it vanished without one; between those it is taken to be running.
+        let asked_lately = t
+            .state_asked_at
+            .is_some_and(|at| at.elapsed() < STATE_REFRESH);
+        let state = if asked_lately && !self.machine.has_exited(&inst.id) {
+            Ok(Some(RunState::Running))
+        } else {
+            t.state_asked_at = Some(Instant::now());
+            self.machine.state(&inst.id).await
+        };
+        let state = match state {
             Ok(state) => state,
             Err(err) => {
                 // A runtime that cannot answer says nothing about the container: ask again.
@@ -818,10 +834,16 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
                 None
             }
             ImageAction::Pull => {
+                let (credentials, missing) = pull_secrets::credentials(&*self.api, pod).await;
+                if !missing.is_empty() {
+                    let note = format!("Unable to retrieve some image pull secrets ({}); attempting to pull the image may not succeed.", missing.join(", "));
+                    let reason = "FailedToRetrieveImagePullSecret";
+                    self.event(pod, true, reason, note, None).await;
+                }
                 let note = format!("Pulling image \"{image}\"");
                 self.event(pod, false, "Pulling", note, self.field(&c.name))
                     .await;
-                match self.machine.pull(image).await {
+                match self.machine.pull(image, &credentials).await {
                     Ok(summary) => Some(Some(summary)),
                     Err(err) => {
                         let message = format!("failed to pull and unpack image \"{image}\": {err}");

@@ -39,8 +39,44 @@ fn append(tar: &mut tar::Builder<std::fs::File>, path: &str, data: &[u8]) -> std
     tar.append_data(&mut header, path, data)
 }
 
-/// Pulls `reference` and writes it as an OCI image archive at `dest`; returns the normalized name.
-pub async fn pull_to_archive(reference: &str, dest: &Path) -> Result<String> {
+/// A user name and password for one registry (`docker.io`, `registry.example:5000`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credential {
+    pub registry: String,
+    pub username: String,
+    pub password: String,
+}
+
+/// The registry a credential key names: `https://index.docker.io/v1/`, `docker.io` and
+/// `index.docker.io` all mean Docker Hub; a scheme or path is ignored.
+fn registry_of(key: &str) -> String {
+    let host = key
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or("");
+    match host {
+        "index.docker.io" | "registry-1.docker.io" | "docker.io" => "docker.io".into(),
+        other => other.to_string(),
+    }
+}
+
+/// The credential for `registry` among `credentials`, if any.
+pub fn credential_for<'a>(registry: &str, credentials: &'a [Credential]) -> Option<&'a Credential> {
+    let wanted = registry_of(registry);
+    credentials
+        .iter()
+        .find(|c| registry_of(&c.registry) == wanted)
+}
+
+/// Pulls `reference` and writes it as an OCI image archive at `dest`, authenticating with the
+/// credential for its registry when `credentials` has one; returns the normalized name.
+pub async fn pull_to_archive(
+    reference: &str,
+    dest: &Path,
+    credentials: &[Credential],
+) -> Result<String> {
     let parsed = Reference::parse(reference)?;
     let name = parsed.to_string();
     let oci_ref: oci_client::Reference = name.parse().map_err(|e| pull_error(reference, e))?;
@@ -60,8 +96,12 @@ pub async fn pull_to_archive(reference: &str, dest: &Path) -> Result<String> {
         manifest::IMAGE_DOCKER_LAYER_TAR_MEDIA_TYPE,
         manifest::IMAGE_DOCKER_LAYER_GZIP_MEDIA_TYPE,
     ];
+    let auth = match credential_for(&parsed.registry, credentials) {
+        Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.clone()),
+        None => RegistryAuth::Anonymous,
+    };
     let image = client
-        .pull(&oci_ref, &RegistryAuth::Anonymous, accepted)
+        .pull(&oci_ref, &auth, accepted)
         .await
         .map_err(|e| pull_error(reference, e))?;
     let pulled_manifest = image
@@ -103,6 +143,19 @@ pub async fn pull_to_archive(reference: &str, dest: &Path) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_are_found_by_registry_whatever_their_key_looks_like() {
+        let c = |r: &str| Credential {
+            registry: r.into(),
+            username: "u".into(),
+            password: "p".into(),
+        };
+        let list = [c("https://index.docker.io/v1/"), c("127.0.0.1:5000")];
+        assert_eq!(credential_for("docker.io", &list), Some(&list[0]));
+        assert_eq!(credential_for("127.0.0.1:5000", &list), Some(&list[1]));
+        assert_eq!(credential_for("gcr.io", &list), None);
+    }
 
     #[test]
     fn loopback_registries_are_plain_http() {
