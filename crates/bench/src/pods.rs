@@ -75,21 +75,7 @@ async fn measure_probed(cluster: &AgentCluster, api: &Api<Pod>, rows: &mut Vec<R
         one.push(at.duration_since(started).as_secs_f64() * 1000.0);
     }
     delete_all(api).await?;
-    let mut batch = Vec::new();
-    for b in 0..3 {
-        let started = Instant::now();
-        let names: Vec<String> = (0..20).map(|i| format!("probed-par-{b}-{i}")).collect();
-        futures::future::try_join_all(names.iter().map(|n| {
-            let (api, p) = (api.clone(), probed_pod(n, 1));
-            async move { api.create(&PostParams::default(), &p).await }
-        }))
-        .await?;
-        for n in &names {
-            let at = wait_running(&seen, n).await?;
-            batch.push(at.duration_since(started).as_secs_f64() * 1000.0);
-        }
-        delete_all(api).await?;
-    }
+    let mut batch = in_batches(api, &seen, "probed-par", 3, |n| probed_pod(n, 1)).await?;
     let names: Vec<String> = (0..50).map(|i| format!("idle-{i}")).collect();
     for n in &names {
         api.create(&PostParams::default(), &probed_pod(n, 10))
@@ -108,20 +94,12 @@ async fn measure_probed(cluster: &AgentCluster, api: &Api<Pod>, rows: &mut Vec<R
     rows.push(Row(
         "pods with an HTTP readiness probe (1 s): create → Ready, one at a time, p50 / p99 (30)"
             .into(),
-        format!(
-            "{:.0} / {:.0} ms",
-            percentile(&mut one, 0.5),
-            percentile(&mut one, 0.99)
-        ),
+        p50_p99(&mut one),
         "",
     ));
     rows.push(Row(
         "pods with an HTTP readiness probe: create → Ready, 20 at once, p50 / p99 (3 × 20)".into(),
-        format!(
-            "{:.0} / {:.0} ms",
-            percentile(&mut batch, 0.5),
-            percentile(&mut batch, 0.99)
-        ),
+        p50_p99(&mut batch),
         "",
     ));
     rows.push(Row(
@@ -130,6 +108,42 @@ async fn measure_probed(cluster: &AgentCluster, api: &Api<Pod>, rows: &mut Vec<R
         "< 2 %",
     ));
     Ok(())
+}
+
+/// `rounds` batches of 20 pods created at once (`make` names them from `prefix`): milliseconds
+/// from each batch's start to each pod's Ready.
+async fn in_batches(
+    api: &Api<Pod>,
+    seen: &Arc<Mutex<HashMap<String, Instant>>>,
+    prefix: &str,
+    rounds: usize,
+    make: impl Fn(&str) -> Pod,
+) -> Result<Vec<f64>> {
+    let mut times = Vec::new();
+    for b in 0..rounds {
+        let started = Instant::now();
+        let names: Vec<String> = (0..20).map(|i| format!("{prefix}-{b}-{i}")).collect();
+        futures::future::try_join_all(names.iter().map(|n| {
+            let (api, p) = (api.clone(), make(n));
+            async move { api.create(&PostParams::default(), &p).await }
+        }))
+        .await?;
+        for n in &names {
+            let at = wait_running(seen, n).await?;
+            times.push(at.duration_since(started).as_secs_f64() * 1000.0);
+        }
+        delete_all(api).await?;
+    }
+    Ok(times)
+}
+
+/// `p50 / p99 ms`.
+fn p50_p99(samples: &mut [f64]) -> String {
+    format!(
+        "{:.0} / {:.0} ms",
+        percentile(samples, 0.5),
+        percentile(samples, 0.99)
+    )
 }
 
 pub(crate) fn percentile(samples: &mut [f64], q: f64) -> f64 {
@@ -448,22 +462,7 @@ pub async fn measure(binary: &Path, image: &Path, rows: &mut Vec<Row>) -> Result
         }
     }
     delete_all(&api).await?;
-    let mut batch = Vec::new();
-    for b in 0..5 {
-        let started = Instant::now();
-        let names: Vec<String> = (0..20).map(|i| format!("par-{b}-{i}")).collect();
-        futures::future::try_join_all(names.iter().map(|n| {
-            let api = api.clone();
-            let p = pod(n);
-            async move { api.create(&PostParams::default(), &p).await }
-        }))
-        .await?;
-        for n in &names {
-            let at = wait_running(&seen, n).await?;
-            batch.push(at.duration_since(started).as_secs_f64() * 1000.0);
-        }
-        delete_all(&api).await?;
-    }
+    let mut batch = in_batches(&api, &seen, "par", 5, pod).await?;
     // The floor: the same root filesystem through a bare crun.
     let layers = std::fs::read_dir(agent_dir.join("agent/store/layers"))?
         .flatten()
@@ -482,11 +481,7 @@ pub async fn measure(binary: &Path, image: &Path, rows: &mut Vec<Row>) -> Result
     ));
     rows.push(Row(
         "pods: create → Ready, 20 at once, p50 / p99 (5 × 20 pods)".into(),
-        format!(
-            "{:.0} / {:.0} ms",
-            percentile(&mut batch, 0.5),
-            percentile(&mut batch, 0.99)
-        ),
+        p50_p99(&mut batch),
         "",
     ));
     rows.push(Row(

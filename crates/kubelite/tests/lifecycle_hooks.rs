@@ -7,16 +7,6 @@ mod common;
 
 use common::*;
 
-fn events(c: &Cluster) -> String {
-    c.kubectl(&[
-        "get",
-        "events",
-        "-o",
-        "custom-columns=REASON:.reason,MESSAGE:.message",
-    ])
-    .stdout
-}
-
 #[test]
 fn post_start_and_pre_stop_hooks_run_in_the_container() {
     require_container_host();
@@ -119,10 +109,10 @@ spec:
     let expected = format!(
         "Exec lifecycle hook ([sh -c exit 7]) for Container \"kuard\" in Pod \"badhook_default({uid})\" failed - error: command 'sh -c exit 7' exited with 7: , message: \"\""
     );
-    let seen = eventually(60, || events(&c).contains(&expected).then_some(()));
-    assert!(seen.is_some(), "{}", events(&c));
+    let seen = eventually(60, || c.events().contains(&expected).then_some(()));
+    assert!(seen.is_some(), "{}", c.events());
     let killed = eventually(30, || {
-        events(&c).contains("FailedPostStartHook").then_some(())
+        c.events().contains("FailedPostStartHook").then_some(())
     });
     assert!(killed.is_some());
 }

@@ -61,16 +61,6 @@ fn fail_next(ip: &str, probe: &str, n: i32) {
     );
 }
 
-fn events(c: &Cluster) -> String {
-    c.kubectl(&[
-        "get",
-        "events",
-        "-o",
-        "custom-columns=REASON:.reason,MESSAGE:.message",
-    ])
-    .stdout
-}
-
 #[test]
 fn kuard_readiness_and_liveness_probes_drive_ready_and_restarts() {
     require_container_host();
@@ -93,9 +83,10 @@ fn kuard_readiness_and_liveness_probes_drive_ready_and_restarts() {
     );
     assert_eq!(reason, "containers with unready status: [kuard]");
     assert!(
-        events(&c).contains("Readiness probe failed: HTTP probe failed with statuscode: 500"),
+        c.events()
+            .contains("Readiness probe failed: HTTP probe failed with statuscode: 500"),
         "{}",
-        events(&c)
+        c.events()
     );
     fail_next(&ip, "ready", 0);
     wait_for(&c, "kuard", 20, "True", || ready(&c, "kuard"));
@@ -103,7 +94,7 @@ fn kuard_readiness_and_liveness_probes_drive_ready_and_restarts() {
     fail_next(&ip, "healthy", 3);
     let restarts = || c.pod_field("kuard", "{.status.containerStatuses[0].restartCount}");
     wait_for(&c, "kuard", 30, "1", restarts);
-    let seen = events(&c);
+    let seen = c.events();
     assert!(
         seen.contains("Liveness probe failed: HTTP probe failed with statuscode: 500"),
         "{seen}"
@@ -143,13 +134,13 @@ fn exec_startup_probes_gate_and_tcp_probes_dial_the_pod() {
     let started = || c.pod_field("slow", "{.status.containerStatuses[0].started}");
     wait_for(&c, "slow", 60, "false", started);
     let failing = eventually(20, || {
-        let seen = events(&c);
+        let seen = c.events();
         seen.contains("Startup probe failed: not started yet")
             .then_some(())
     });
-    assert!(failing.is_some(), "{}", events(&c));
+    assert!(failing.is_some(), "{}", c.events());
     assert!(
-        !events(&c).contains("Readiness probe"),
+        !c.events().contains("Readiness probe"),
         "readiness waits for startup"
     );
 
@@ -159,8 +150,8 @@ fn exec_startup_probes_gate_and_tcp_probes_dial_the_pod() {
     let ip = c.pod_field("slow", "{.status.podIP}");
     let refused =
         format!("Readiness probe failed: dial tcp {ip}:8081: connect: connection refused");
-    let seen = eventually(20, || events(&c).contains(&refused).then_some(()));
-    assert!(seen.is_some(), "{}", events(&c));
+    let seen = eventually(20, || c.events().contains(&refused).then_some(()));
+    assert!(seen.is_some(), "{}", c.events());
     assert_eq!(ready(&c, "slow"), "False");
     assert_eq!(
         c.pod_field("slow", "{.status.containerStatuses[0].restartCount}"),

@@ -13,16 +13,6 @@ fn exec(c: &Cluster, pod: &str, container: &str, script: &str) -> Out {
     c.kubectl(&["exec", pod, "-c", container, "--", "sh", "-c", script])
 }
 
-fn events(c: &Cluster) -> String {
-    c.kubectl(&[
-        "get",
-        "events",
-        "-o",
-        "custom-columns=REASON:.reason,MESSAGE:.message",
-    ])
-    .stdout
-}
-
 #[test]
 fn empty_dir_host_path_config_map_and_secret_volumes_and_env() {
     require_container_host();
@@ -71,13 +61,13 @@ spec:
     c.kubectl(&["apply", "-f", "vols.yaml"]).ok();
     // The ConfigMap does not exist yet: the pod waits, saying why.
     let waiting = eventually(30, || {
-        events(&c)
+        c.events()
             .contains(
                 "MountVolume.SetUp failed for volume \"config\" : configmap \"app\" not found",
             )
             .then_some(())
     });
-    assert!(waiting.is_some(), "{}", events(&c));
+    assert!(waiting.is_some(), "{}", c.events());
     let status = c.kubectl(&["get", "pod", "vols", "--no-headers"]).stdout;
     assert!(status.contains("ContainerCreating"), "{status}");
     c.kubectl(&[
@@ -252,7 +242,7 @@ spec:
         message,
         "Pod was rejected: this node does not support spec.hostAliases"
     );
-    assert!(events(&c).contains(&message), "{}", events(&c));
+    assert!(c.events().contains(&message), "{}", c.events());
 }
 
 #[test]

@@ -7,28 +7,20 @@ use kube::ResourceExt;
 /// Lines `key="value"` in key order, values quoted as Go's `%q` does.
 fn format_map(map: &std::collections::BTreeMap<String, String>) -> String {
     map.iter()
-        .map(|(k, v)| format!("{k}={}", quote(v)))
+        .map(|(k, v)| format!("{k}={}", api::validation::go_quote(v)))
         .collect::<Vec<_>>()
         .join("\n")
 }
 
-fn quote(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+/// A list of addresses as the downward API gives it: comma-separated.
+fn joined<T>(list: Option<&Vec<T>>, ip: impl Fn(&T) -> &String) -> String {
+    list.map(|l| {
+        l.iter()
+            .map(|i| ip(i).as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    })
+    .unwrap_or_default()
 }
 
 /// `metadata.labels['key']` → `("labels", "key")`.
@@ -54,24 +46,8 @@ pub fn field(pod: &Pod, path: &str) -> Result<String, String> {
             .unwrap_or_default(),
         "status.hostIP" => status.and_then(|s| s.host_ip.clone()).unwrap_or_default(),
         "status.podIP" => status.and_then(|s| s.pod_ip.clone()).unwrap_or_default(),
-        "status.hostIPs" => status
-            .and_then(|s| s.host_ips.as_ref())
-            .map(|ips| {
-                ips.iter()
-                    .map(|i| i.ip.clone())
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
-            .unwrap_or_default(),
-        "status.podIPs" => status
-            .and_then(|s| s.pod_ips.as_ref())
-            .map(|ips| {
-                ips.iter()
-                    .map(|i| i.ip.clone())
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
-            .unwrap_or_default(),
+        "status.hostIPs" => joined(status.and_then(|s| s.host_ips.as_ref()), |i| &i.ip),
+        "status.podIPs" => joined(status.and_then(|s| s.pod_ips.as_ref()), |i| &i.ip),
         other => match subscript(other) {
             Some(("labels", key)) => pod.labels().get(key).cloned().unwrap_or_default(),
             Some(("annotations", key)) => pod.annotations().get(key).cloned().unwrap_or_default(),

@@ -28,6 +28,15 @@ fn address(host: Option<&str>, pod_ip: &str, port: u16) -> Result<SocketAddr, St
         .map_err(|_| format!("dial tcp: lookup {host}: no such host"))
 }
 
+/// Where a probe with `port` (number or name) and `host` connects.
+fn probed_address(
+    port: &k8s_openapi::apimachinery::pkg::util::intstr::IntOrString,
+    host: Option<&str>,
+    target: &ProbeTarget<'_>,
+) -> Result<SocketAddr, String> {
+    resolve_port(port, target.container).and_then(|p| address(host, target.pod_ip, p))
+}
+
 /// Connects to `addr` from inside `netns` within `timeout`, with Go's wording of a failure.
 async fn connect(netns: &Path, addr: SocketAddr, timeout: Duration) -> Result<TcpStream, String> {
     let netns = netns.to_path_buf();
@@ -58,9 +67,7 @@ pub async fn tcp(
     action: &TCPSocketAction,
     timeout: Duration,
 ) -> ProbeOutcome {
-    let addr = match resolve_port(&action.port, target.container)
-        .and_then(|port| address(action.host.as_deref(), target.pod_ip, port))
-    {
+    let addr = match probed_address(&action.port, action.host.as_deref(), &target) {
         Ok(a) => a,
         Err(e) => return ProbeOutcome::Unknown(e),
     };
@@ -76,9 +83,7 @@ pub async fn http(
     action: &HTTPGetAction,
     timeout: Duration,
 ) -> ProbeOutcome {
-    let addr = match resolve_port(&action.port, target.container)
-        .and_then(|port| address(action.host.as_deref(), target.pod_ip, port))
-    {
+    let addr = match probed_address(&action.port, action.host.as_deref(), &target) {
         Ok(a) => a,
         Err(e) => return ProbeOutcome::Unknown(e),
     };

@@ -77,11 +77,16 @@ impl FakeMachine {
     }
 
     fn exit(&self, name: &str, code: i32) {
+        self.end(name, |b| b.code = Some(code));
+    }
+
+    /// Stops the newest instance of `name`, with `how` setting its exit code, OOM mark, message.
+    fn end(&self, name: &str, how: impl FnOnce(&mut FakeContainer)) {
         let id = self.latest(name);
         self.with(|w| {
             let b = w.containers.get_mut(&id).expect("container");
             b.state = Some(RunState::Stopped);
-            b.code = Some(code);
+            how(b);
         });
     }
 
@@ -629,10 +634,7 @@ async fn an_exit_without_a_code_waits_for_it_then_counts_as_killed() {
 async fn an_oom_kill_is_reported_as_oomkilled() {
     let mut h = Harness::new(one_container("Never", json!({})));
     h.sync().await;
-    let id = h.machine.latest("c");
-    h.machine.with(|w| {
-        let b = w.containers.get_mut(&id).expect("c");
-        b.state = Some(RunState::Stopped);
+    h.machine.end("c", |b| {
         b.code = Some(137);
         b.oom = true;
     });
@@ -1178,10 +1180,7 @@ async fn pre_stop_hooks_run_before_sigterm_within_the_grace_period() {
 async fn the_termination_message_is_reported() {
     let mut h = Harness::new(one_container("Never", json!({})));
     h.sync().await;
-    let id = h.machine.latest("c");
-    h.machine.with(|w| {
-        let b = w.containers.get_mut(&id).expect("c");
-        b.state = Some(RunState::Stopped);
+    h.machine.end("c", |b| {
         b.code = Some(1);
         b.message = Some("database unreachable".into());
     });

@@ -194,14 +194,9 @@ pub fn create_on_host_network(
         .and_then(|h| h.into_string().ok())
         .unwrap_or_default();
     let pause_pid = start_pause(pause, None, None, dir, sharing)?;
-    write(&dir.join("hostname"), &format!("{hostname}\n"))?;
     let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
-    write(
-        &dir.join("hosts"),
-        &format!("# Kubernetes-managed hosts file (host network).\n{hosts}"),
-    )?;
-    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    write(&dir.join("resolv.conf"), &resolv)?;
+    let hosts = format!("# Kubernetes-managed hosts file (host network).\n{hosts}");
+    write_etc_files(dir, &hostname, &hosts)?;
     let sandbox = Sandbox {
         id: id.to_string(),
         dir: dir.to_path_buf(),
@@ -216,6 +211,15 @@ pub fn create_on_host_network(
     };
     write(&dir.join("sandbox.json"), &serde_json::to_string(&sandbox)?)?;
     Ok(sandbox)
+}
+
+/// The `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf` every container of the pod mounts
+/// (the node's resolver: there is no cluster DNS).
+fn write_etc_files(dir: &Path, hostname: &str, hosts: &str) -> Result<()> {
+    write(&dir.join("hostname"), &format!("{hostname}\n"))?;
+    write(&dir.join("hosts"), hosts)?;
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    write(&dir.join("resolv.conf"), &resolv)
 }
 
 /// Starts the pause process (`pause` must accept `--pidfile FILE` and optionally `--hostname H`,
@@ -316,13 +320,8 @@ pub fn create(
             .to_string();
         forget_neighbour(&cfg.bridge, &ip);
         let pause_pid = start_pause(pause, Some(hostname), Some(&netns_path), dir, sharing)?;
-        write(&dir.join("hostname"), &format!("{hostname}\n"))?;
-        write(
-            &dir.join("hosts"),
-            &format!("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{ip}\t{hostname}\n"),
-        )?;
-        let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        write(&dir.join("resolv.conf"), &resolv)?;
+        let hosts = format!("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{ip}\t{hostname}\n");
+        write_etc_files(dir, hostname, &hosts)?;
         let sandbox = Sandbox {
             id: id.to_string(),
             dir: dir.to_path_buf(),

@@ -321,6 +321,17 @@ impl Cluster {
         self.kubectl_with(Path::new(KUBECTL), args)
     }
 
+    /// The namespace's events as `REASON  MESSAGE` lines.
+    pub fn events(&self) -> String {
+        self.kubectl(&[
+            "get",
+            "events",
+            "-o",
+            "custom-columns=REASON:.reason,MESSAGE:.message",
+        ])
+        .stdout
+    }
+
     /// A JSONPath of pod `pod` as `kubectl get -o jsonpath` prints it, trimmed.
     pub fn pod_field(&self, pod: &str, jsonpath: &str) -> String {
         let template = format!("jsonpath={jsonpath}");
