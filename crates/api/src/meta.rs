@@ -6,6 +6,10 @@ use std::collections::BTreeMap;
 use rand::Rng;
 use serde_json::{json, Map, Value};
 
+/// The largest object that can be stored: etcd's default request limit, which kubelite keeps on
+/// SQLite too so that a cluster behaves the same on either.
+pub const MAX_STORED_OBJECT: usize = 1536 * 1024;
+
 use crate::status::ApiError;
 use crate::validation::{
     dns1123_label, dns1123_subdomain, label_value, qualified_name, BadValue, ErrorList,

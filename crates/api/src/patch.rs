@@ -25,6 +25,50 @@ impl PatchType {
     }
 }
 
+/// The most operations one JSON patch may hold (kube-apiserver's limit).
+pub const MAX_JSON_PATCH_OPERATIONS: usize = 10_000;
+/// The most a JSON patch's `copy` operations may add together: no object larger can be stored.
+pub const MAX_COPIED_BYTES: usize = crate::meta::MAX_STORED_OBJECT;
+
+/// Applies a JSON patch one operation at a time, so that `copy`s doubling a value cannot grow
+/// the document past what could be stored.
+fn apply_json_patch(original: &Value, ops: json_patch::Patch) -> Result<Value, ApiError> {
+    if ops.0.len() > MAX_JSON_PATCH_OPERATIONS {
+        return Err(ApiError::new(
+            413,
+            "RequestEntityTooLarge",
+            format!(
+                "Request entity too large: The allowed maximum operations in a JSON patch is {MAX_JSON_PATCH_OPERATIONS}, got {}",
+                ops.0.len()
+            ),
+        ));
+    }
+    let invalid = |e: String| {
+        ApiError::new(
+            422,
+            "Invalid",
+            format!("the server rejected our request due to an error in our request: {e}"),
+        )
+    };
+    let mut doc = original.clone();
+    let mut copied = 0usize;
+    for op in ops.0 {
+        if let json_patch::PatchOperation::Copy(c) = &op {
+            let size = doc
+                .pointer(c.from.as_str())
+                .map_or(0, |v| serde_json::to_vec(v).map_or(0, |b| b.len()));
+            copied += size;
+            if copied > MAX_COPIED_BYTES {
+                return Err(invalid(format!(
+                    "Unable to complete the copy, the accumulated size increase of copy is {copied}, exceeding the limit {MAX_COPIED_BYTES}"
+                )));
+            }
+        }
+        json_patch::patch(&mut doc, &[op]).map_err(|e| invalid(e.to_string()))?;
+    }
+    Ok(doc)
+}
+
 /// Applies `patch` to `original` and returns the patched object.
 pub fn apply(original: &Value, patch: &[u8], kind: PatchType) -> Result<Value, ApiError> {
     let body: Value = serde_json::from_slice(patch)
@@ -33,15 +77,7 @@ pub fn apply(original: &Value, patch: &[u8], kind: PatchType) -> Result<Value, A
         PatchType::Json => {
             let ops: json_patch::Patch = serde_json::from_value(body)
                 .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
-            let mut doc = original.clone();
-            json_patch::patch(&mut doc, &ops).map_err(|e| {
-                ApiError::new(
-                    422,
-                    "Invalid",
-                    format!("the server rejected our request due to an error in our request: {e}"),
-                )
-            })?;
-            Ok(doc)
+            apply_json_patch(original, ops)
         }
         PatchType::Merge => {
             if !body.is_object() {
@@ -268,6 +304,47 @@ fn merge_list(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_patches_are_bounded_in_operations_and_in_what_copies_add() {
+        let doc = serde_json::json!({"spec": {"args": ["x"]}});
+        let doubling: Vec<Value> = (0..40)
+            .map(
+                |_| serde_json::json!({"op": "copy", "from": "/spec/args", "path": "/spec/args/-"}),
+            )
+            .collect();
+        let body = serde_json::to_vec(&doubling).expect("json");
+        let err = apply(&doc, &body, PatchType::Json).expect_err("bounded");
+        assert_eq!(err.code, 422);
+        assert!(
+            err.message.contains("accumulated size increase of copy"),
+            "{}",
+            err.message
+        );
+        let many: Vec<Value> = (0..10_001)
+            .map(|_| serde_json::json!({"op": "test", "path": "/spec", "value": {"args": ["x"]}}))
+            .collect();
+        let err = apply(
+            &doc,
+            &serde_json::to_vec(&many).expect("json"),
+            PatchType::Json,
+        )
+        .expect_err("too many");
+        assert_eq!(err.code, 413);
+        assert!(
+            err.message.ends_with("is 10000, got 10001"),
+            "{}",
+            err.message
+        );
+        let fine = serde_json::json!([{"op": "copy", "from": "/spec/args", "path": "/spec/more"}]);
+        let done = apply(
+            &doc,
+            &serde_json::to_vec(&fine).expect("json"),
+            PatchType::Json,
+        )
+        .expect("a small copy");
+        assert_eq!(done["spec"]["more"], serde_json::json!(["x"]));
+    }
     use serde_json::json;
 
     fn pod() -> Value {

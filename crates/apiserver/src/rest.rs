@@ -86,7 +86,12 @@ fn parse_stored(target: &Target, bytes: &[u8], revision: i64) -> Result<Value> {
 fn encode_for_store(resource: &Resource, obj: &Value) -> Result<Vec<u8>> {
     let mut stored = registry::to_storage(resource, obj.clone());
     meta::meta_mut(&mut stored).remove("resourceVersion");
-    serde_json::to_vec(&stored).map_err(internal)
+    let bytes = serde_json::to_vec(&stored).map_err(internal)?;
+    if bytes.len() > meta::MAX_STORED_OBJECT {
+        // What kube-apiserver answers when etcd refuses such a write, on either store.
+        return Err(ApiError::new(500, "", "etcdserver: request is too large"));
+    }
+    Ok(bytes)
 }
 
 fn with_revision(mut obj: Value, rev: i64) -> Value {

@@ -238,3 +238,52 @@ fn requests_without_credentials_are_unauthorized() {
     assert_eq!(code, 200);
     assert!(body.contains("apiserver_request_total{"), "{body}");
 }
+
+#[test]
+fn patches_and_objects_are_bounded_in_size() {
+    let c = Cluster::start();
+    c.file(
+        "args.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: args\nspec:\n  containers:\n  - name: c\n    image: demo\n    args: [x]\n",
+    );
+    c.kubectl(&["create", "-f", "args.yaml"]).ok();
+    let patch = "Content-Type: application/json-patch+json";
+    let pod = format!("{PODS}/args");
+    // Forty copies that each double the list would need a terabyte.
+    let doubling: Vec<serde_json::Value> = (0..40)
+        .map(|_| serde_json::json!({"op": "copy", "from": "/spec/containers/0/args", "path": "/spec/containers/0/args/-"}))
+        .collect();
+    let f = c.file("doubling.json", &serde_json::to_string(&doubling).unwrap());
+    let (code, body) = c.curl("PATCH", &pod, &[patch], Some(&f), false);
+    assert_eq!(code, 422, "{body}");
+    assert!(status(&body)["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("the accumulated size increase of copy is"));
+    let many: Vec<serde_json::Value> = (0..10_001)
+        .map(|_| serde_json::json!({"op": "test", "path": "/metadata/name", "value": "args"}))
+        .collect();
+    let f = c.file("many.json", &serde_json::to_string(&many).unwrap());
+    let (code, body) = c.curl("PATCH", &pod, &[patch], Some(&f), false);
+    assert_eq!(code, 413, "{body}");
+    assert_eq!(
+        status(&body)["message"],
+        "Request entity too large: The allowed maximum operations in a JSON patch is 10000, got 10001"
+    );
+    // An object larger than etcd takes is refused on SQLite too.
+    let big = "x".repeat(1_600_000);
+    let cm = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "big"}, "binaryData": {}, "data": {"k": big}});
+    let f = c.file("big.json", &cm.to_string());
+    let (code, body) = c.curl(
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        &[JSON],
+        Some(&f),
+        false,
+    );
+    assert_eq!(
+        (code, status(&body)["message"].as_str()),
+        (500, Some("etcdserver: request is too large"))
+    );
+    assert_eq!(c.curl("GET", "/readyz", &[], None, true).0, 200);
+}
