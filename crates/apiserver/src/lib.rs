@@ -15,6 +15,7 @@ pub mod auth;
 pub mod cache;
 pub mod discovery;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod node_proxy;
 pub mod openapi;
@@ -83,6 +84,10 @@ pub struct Config {
     pub watch_cache_size: usize,
     /// Addresses besides `listen` the serving certificate must name (where pods reach it).
     pub extra_ips: Vec<std::net::IpAddr>,
+    /// Requests in flight at once, reads and writes apart (0: no limit; long-running requests
+    /// are not counted).
+    pub max_requests_inflight: usize,
+    pub max_mutating_requests_inflight: usize,
 }
 
 /// Shared state of a running API server.
@@ -141,7 +146,11 @@ impl Server {
         })?;
         let acceptor = tls::acceptor(&server.pki)?;
         let app = app(server.clone());
-        let serve = tokio::spawn(tls::serve(listener, acceptor, app));
+        let inflight = limits::InFlight::new(
+            config.max_requests_inflight,
+            config.max_mutating_requests_inflight,
+        );
+        let serve = tokio::spawn(tls::serve(listener, acceptor, app, inflight));
         tokio::spawn(compact_periodically(
             server.store.clone(),
             config.compaction_interval,

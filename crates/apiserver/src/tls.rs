@@ -11,7 +11,10 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use axum::response::IntoResponse;
+
 use crate::auth::PeerCertificate;
+use crate::limits::{InFlight, HANDSHAKE_TIMEOUT, HEADER_TIMEOUT};
 use crate::pki::Pki;
 use crate::Error;
 
@@ -46,8 +49,9 @@ pub fn acceptor(pki: &Pki) -> Result<TlsAcceptor, Error> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// Accepts connections until the listener fails; each connection is served on its own task.
-pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor, app: Router) {
+/// Accepts connections until the listener fails; each connection is served on its own task,
+/// within the handshake and header timeouts and the in-flight limits of [`crate::limits`].
+pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor, app: Router, inflight: InFlight) {
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -59,12 +63,16 @@ pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor, app: Router) {
         };
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
-        let app = app.clone();
+        let (app, inflight) = (app.clone(), inflight.clone());
         tokio::spawn(async move {
-            let tls = match acceptor.accept(tcp).await {
-                Ok(t) => t,
-                Err(err) => {
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(t)) => t,
+                Ok(Err(err)) => {
                     tracing::debug!(%peer, %err, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
                     return;
                 }
             };
@@ -79,10 +87,22 @@ pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor, app: Router) {
                     if let Some(Some(subject)) = &subject {
                         req.extensions_mut().insert(subject.clone());
                     }
-                    app.clone().oneshot(req.map(axum::body::Body::new))
+                    let admitted = inflight.admit(req.method(), req.uri());
+                    let app = app.clone();
+                    async move {
+                        let _permit = match admitted {
+                            Ok(permit) => permit,
+                            Err(full) => return Ok(full.into_response()),
+                        };
+                        app.oneshot(req.map(axum::body::Body::new)).await
+                    }
                 },
             );
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT);
             if let Err(err) = builder
                 .serve_connection_with_upgrades(TokioIo::new(tls), service)
                 .await

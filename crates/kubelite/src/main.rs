@@ -154,6 +154,12 @@ enum Command {
         /// Address and port of the HTTPS API.
         #[arg(long, default_value = "127.0.0.1:6443")]
         https_listen: SocketAddr,
+        /// Read requests in flight at once before the server answers 429 (0: no limit).
+        #[arg(long, default_value_t = 400)]
+        max_requests_inflight: usize,
+        /// Write requests in flight at once before the server answers 429 (0: no limit).
+        #[arg(long, default_value_t = 200)]
+        max_mutating_requests_inflight: usize,
         /// Write the admin kubeconfig here.
         #[arg(long, default_value = "/etc/kubelite/kubelite.yaml")]
         write_kubeconfig: PathBuf,
@@ -350,6 +356,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Server {
             data_dir,
             https_listen,
+            max_requests_inflight,
+            max_mutating_requests_inflight,
             write_kubeconfig,
             write_kubeconfig_mode,
             datastore,
@@ -387,6 +395,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 compaction_interval: Duration::from_secs(compaction_interval.max(1)),
                 watch_cache_size,
                 // Pods of the local agent reach the server through their bridge's gateway.
+                max_requests_inflight,
+                max_mutating_requests_inflight,
                 extra_ips: (!disable_agent)
                     .then(|| node::in_cluster::gateway(&pods.pod_cidr))
                     .flatten()

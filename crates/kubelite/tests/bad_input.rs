@@ -287,3 +287,26 @@ fn patches_and_objects_are_bounded_in_size() {
     );
     assert_eq!(c.curl("GET", "/readyz", &[], None, true).0, 200);
 }
+
+#[test]
+fn a_connection_that_never_finishes_its_handshake_is_closed() {
+    use std::io::Read;
+    let c = Cluster::start();
+    let mut silent = std::net::TcpStream::connect(("127.0.0.1", c.port)).unwrap();
+    silent
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 16];
+    let read = silent.read(&mut buf);
+    let waited = started.elapsed();
+    assert!(
+        matches!(read, Ok(0) | Err(_)) && waited < std::time::Duration::from_secs(20),
+        "still open after {waited:?}: {read:?}"
+    );
+    assert!(
+        waited >= std::time::Duration::from_secs(9),
+        "closed too soon: {waited:?}"
+    );
+    assert_eq!(c.curl("GET", "/readyz", &[], None, true).0, 200);
+}
