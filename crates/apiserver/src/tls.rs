@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use axum::response::IntoResponse;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -10,8 +11,6 @@ use rustls::server::WebPkiClientVerifier;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
-
-use axum::response::IntoResponse;
 
 use crate::auth::PeerCertificate;
 use crate::limits::{InFlight, HANDSHAKE_TIMEOUT, HEADER_TIMEOUT};
