@@ -15,6 +15,39 @@ use serde_json::json;
 
 const NOT_READY: &str = "node.kubernetes.io/not-ready";
 const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
+/// The taint each pressure condition puts on its node while True (TaintNodeByCondition).
+const PRESSURE_TAINTS: &[(&str, &str)] = &[
+    ("MemoryPressure", "node.kubernetes.io/memory-pressure"),
+    ("DiskPressure", "node.kubernetes.io/disk-pressure"),
+    ("PIDPressure", "node.kubernetes.io/pid-pressure"),
+];
+
+/// `NoSchedule` taints for the pressures the node reports.
+pub fn pressure_taints(node: &Node) -> Vec<Taint> {
+    let conditions = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.clone())
+        .unwrap_or_default();
+    PRESSURE_TAINTS
+        .iter()
+        .filter(|(type_, _)| {
+            conditions
+                .iter()
+                .any(|c| c.type_ == *type_ && c.status == "True")
+        })
+        .map(|(_, key)| Taint {
+            key: key.to_string(),
+            effect: "NoSchedule".into(),
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// Whether this controller manages taints with `key`.
+fn managed(key: &str) -> bool {
+    key == NOT_READY || key == UNREACHABLE || PRESSURE_TAINTS.iter().any(|(_, k)| *k == key)
+}
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -110,7 +143,8 @@ async fn check(client: &kube::Client, config: &Config) -> Result<(), kube::Error
             tracing::warn!(node = %name, "node lease expired; marking it not ready");
             ready = Some("Unknown".into());
         }
-        let wanted = taints_for(ready.as_deref());
+        let mut wanted = taints_for(ready.as_deref());
+        wanted.extend(pressure_taints(&node));
         let current: Vec<Taint> = node
             .spec
             .as_ref()
@@ -118,7 +152,7 @@ async fn check(client: &kube::Client, config: &Config) -> Result<(), kube::Error
             .unwrap_or_default();
         let others: Vec<Taint> = current
             .iter()
-            .filter(|t| t.key != NOT_READY && t.key != UNREACHABLE)
+            .filter(|t| !managed(&t.key))
             .cloned()
             .collect();
         let mut desired = others;
@@ -169,6 +203,24 @@ pub async fn run(client: kube::Client, config: Config) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pressures_taint_the_node_no_schedule() {
+        let node: Node = serde_json::from_value(json!({
+            "metadata": {"name": "n"},
+            "status": {"conditions": [
+                {"type": "MemoryPressure", "status": "True"},
+                {"type": "DiskPressure", "status": "False"},
+                {"type": "Ready", "status": "True"},
+            ]},
+        }))
+        .expect("node");
+        let taints = pressure_taints(&node);
+        assert_eq!(taints.len(), 1);
+        assert_eq!(taints[0].key, "node.kubernetes.io/memory-pressure");
+        assert_eq!(taints[0].effect, "NoSchedule");
+        assert!(managed("node.kubernetes.io/disk-pressure") && !managed("dedicated"));
+    }
 
     #[test]
     fn taints_follow_readiness() {

@@ -17,6 +17,7 @@ pub mod lifecycle;
 pub mod linux;
 pub mod logs;
 pub mod machine;
+pub mod pressure;
 pub mod probe;
 mod probe_net;
 pub mod pull_secrets;
@@ -107,11 +108,6 @@ pub enum Error {
 }
 
 fn node_object(name: &str, host: &host::Host, config: &Config) -> serde_json::Value {
-    let now = Time(Timestamp::now());
-    let condition = |type_: &str, status: &str, reason: &str, message: &str| {
-        json!({"type": type_, "status": status, "reason": reason, "message": message,
-               "lastHeartbeatTime": now, "lastTransitionTime": now})
-    };
     let mut addresses = vec![json!({"type": "Hostname", "address": host.hostname})];
     if let Some(ip) = &host.internal_ip {
         addresses.insert(0, json!({"type": "InternalIP", "address": ip}));
@@ -139,12 +135,7 @@ fn node_object(name: &str, host: &host::Host, config: &Config) -> serde_json::Va
             "capacity": capacity,
             "allocatable": allocatable(host, &config.system_reserved),
             "addresses": addresses,
-            "conditions": [
-                condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-                condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-                condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-                condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
-            ],
+            "conditions": node_conditions(pressure::Pressure::default()),
             "daemonEndpoints": {"kubeletEndpoint": {"Port": config.kubelet_port}},
             "nodeInfo": {
                 "machineID": host.machine_id,
@@ -213,6 +204,7 @@ pub async fn heartbeat(client: kube::Client, config: Config) {
     let nodes: Api<Node> = Api::all(client.clone());
     let api: Api<Lease> = Api::namespaced(client, "kube-node-lease");
     let name = config.node_name.clone();
+    let mut posted = None;
     loop {
         let now = MicroTime(Timestamp::now());
         let patch = json!({
@@ -237,16 +229,37 @@ pub async fn heartbeat(client: kube::Client, config: Config) {
         if let Err(err) = result {
             tracing::warn!(%err, node = %name, "renewing the node lease failed");
         }
-        // If the control plane marked the node lost while we were away, say we are back.
-        if let Err(err) = assert_ready(&nodes, &name).await {
-            tracing::debug!(%err, node = %name, "refreshing the node's Ready condition failed");
+        // The host's pressures as they are now; and if the control plane marked the node lost
+        // while we were away, say we are back.
+        let now = pressure::pressure(&pressure::Signals::read(&config.state_dir));
+        match post_conditions(&nodes, &name, now, posted).await {
+            Ok(p) => posted = Some(p),
+            Err(err) => tracing::debug!(%err, node = %name, "posting the node's conditions failed"),
         }
         tokio::time::sleep(config.lease_interval).await;
     }
 }
 
-/// Sets `Ready=True` again when the node lifecycle controller marked the node unknown.
-async fn assert_ready(nodes: &Api<Node>, name: &str) -> Result<(), kube::Error> {
+/// The node's four conditions: the pressures it is under, and Ready.
+fn node_conditions(p: pressure::Pressure) -> Vec<serde_json::Value> {
+    let now = json!(Time(Timestamp::now()));
+    let mut conditions = pressure::conditions(p, &now);
+    conditions.push(json!({
+        "type": "Ready", "status": "True", "reason": "KubeletReady",
+        "message": "kubelet is posting ready status",
+        "lastHeartbeatTime": now, "lastTransitionTime": now,
+    }));
+    conditions
+}
+
+/// Posts the node's conditions when the host's pressures changed since `last`, or Ready again
+/// when the node lifecycle controller marked the node unknown; returns what was posted.
+async fn post_conditions(
+    nodes: &Api<Node>,
+    name: &str,
+    now: pressure::Pressure,
+    last: Option<pressure::Pressure>,
+) -> Result<pressure::Pressure, kube::Error> {
     let node = nodes.get_status(name).await?;
     let ready = node
         .status
@@ -254,21 +267,14 @@ async fn assert_ready(nodes: &Api<Node>, name: &str) -> Result<(), kube::Error> 
         .and_then(|s| s.conditions.as_ref())
         .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
         .map(|c| c.status.clone());
-    if ready.as_deref() == Some("True") {
-        return Ok(());
+    if ready.as_deref() == Some("True") && last == Some(now) {
+        return Ok(now);
     }
-    let now = Time(Timestamp::now());
-    let patch = json!({"status": {"conditions": [
-        {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status",
-         "lastHeartbeatTime": now, "lastTransitionTime": now},
-        {"type": "MemoryPressure", "status": "False", "reason": "KubeletHasSufficientMemory", "message": "kubelet has sufficient memory available", "lastHeartbeatTime": now, "lastTransitionTime": now},
-        {"type": "DiskPressure", "status": "False", "reason": "KubeletHasNoDiskPressure", "message": "kubelet has no disk pressure", "lastHeartbeatTime": now, "lastTransitionTime": now},
-        {"type": "PIDPressure", "status": "False", "reason": "KubeletHasSufficientPID", "message": "kubelet has sufficient PID available", "lastHeartbeatTime": now, "lastTransitionTime": now},
-    ]}});
+    let patch = json!({"status": {"conditions": node_conditions(now)}});
     nodes
         .patch_status(name, &PatchParams::default(), &Patch::Strategic(&patch))
         .await?;
-    Ok(())
+    Ok(now)
 }
 
 /// What every pod worker of this node shares.

@@ -200,6 +200,19 @@ impl Cluster {
     }
 
     fn spawn(&mut self) {
+        // A port found free can be taken (by any connection's local port) before the server
+        // binds it: start again on another one when that happened.
+        for _ in 0..5 {
+            self.spawn_once();
+            if self.wait_ready() {
+                return;
+            }
+            self.port = free_port();
+        }
+        panic!("kubelite found no free port:\n{}", self.log());
+    }
+
+    fn spawn_once(&mut self) {
         let _ = std::fs::remove_file(&self.kubeconfig);
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -220,19 +233,24 @@ impl Cluster {
             .spawn()
             .expect("start kubelite");
         self.child = Some(child);
-        self.wait_ready();
     }
 
-    fn wait_ready(&mut self) {
+    /// Waits for the server to serve; false when it could not listen on its port.
+    fn wait_ready(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if self.kubeconfig.exists()
                 && std::net::TcpStream::connect((self.host.as_str(), self.port)).is_ok()
             {
-                return;
+                return true;
             }
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
-                panic!("kubelite exited with {status}:\n{}", self.log());
+                let log = self.log();
+                if log.contains("Address already in use") {
+                    self.child = None;
+                    return false;
+                }
+                panic!("kubelite exited with {status}:\n{log}");
             }
             assert!(
                 Instant::now() < deadline,
