@@ -126,6 +126,29 @@ impl PodNetwork {
     }
 }
 
+/// Connects to etcd once it answers, however long that takes: the server may start before its
+/// datastore, as kube-apiserver and k3s may (it does not listen, so it is not ready, meanwhile).
+async fn wait_for_etcd(endpoints: &[String]) -> store::etcd::EtcdStore {
+    use store::Store;
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let attempt = async {
+            let store = store::etcd::EtcdStore::connect(endpoints).await?;
+            store.current_revision().await?;
+            Ok::<_, store::StoreError>(store)
+        };
+        match tokio::time::timeout(Duration::from_secs(5), attempt).await {
+            Ok(Ok(store)) => return store,
+            Ok(Err(err)) => {
+                tracing::warn!(%err, endpoints = %endpoints.join(","), "etcd does not answer yet")
+            }
+            Err(_) => tracing::warn!(endpoints = %endpoints.join(","), "etcd does not answer yet"),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}
+
 /// The socket address of a server URL (`https://host:port`), resolving a host name.
 fn server_address(url: &str) -> Option<SocketAddr> {
     use std::net::ToSocketAddrs;
@@ -381,13 +404,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                             .context("opening the SQLite store")?,
                     )
                 }
-                Datastore::Etcd => Arc::new(
-                    store::etcd::EtcdStore::connect(&etcd_endpoints)
-                        .await
-                        .with_context(|| {
-                            format!("connecting to etcd at {}", etcd_endpoints.join(","))
-                        })?,
-                ),
+                Datastore::Etcd => Arc::new(wait_for_etcd(&etcd_endpoints).await),
             };
             let config = apiserver::Config {
                 data_dir: data_dir.clone(),

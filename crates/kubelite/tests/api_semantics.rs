@@ -418,3 +418,20 @@ fn readyz_and_livez_fail_while_the_datastore_is_away_and_name_the_check() {
     .expect("/readyz did not recover when etcd came back");
     assert!(back.contains("[+]etcd ok\n[+]informer-sync ok\n"), "{back}");
 }
+
+#[test]
+fn the_server_waits_for_an_etcd_that_starts_after_it() {
+    let port = free_port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    // etcd comes up two seconds after the server started.
+    let later = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        store::conformance::EtcdServer::start_at(port)
+            .expect("a real etcd is needed (the project's setup installs etcd-server)")
+    });
+    let c = Cluster::start_with(&["--datastore", "etcd", "--etcd-endpoints", &endpoint]);
+    let _etcd = later.join().expect("etcd thread");
+    let (code, body) = c.curl("GET", "/readyz", &[], None, true);
+    assert_eq!((code, body.as_str()), (200, "ok"));
+    c.kubectl(&["create", "namespace", "after-etcd"]).ok();
+}

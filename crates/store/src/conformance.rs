@@ -210,8 +210,12 @@ fn free_port() -> std::io::Result<u16> {
 impl EtcdServer {
     /// Starts `etcd` (from PATH or /usr/bin) and waits until it answers.
     pub fn start() -> std::io::Result<Self> {
+        EtcdServer::start_at(free_port()?)
+    }
+
+    /// Starts `etcd` serving clients on `client` (a port chosen beforehand).
+    pub fn start_at(client: u16) -> std::io::Result<Self> {
         let dir = tempfile::tempdir()?;
-        let client = free_port()?;
         let peer = free_port()?;
         let endpoint = format!("http://127.0.0.1:{client}");
         let peer_url = format!("http://127.0.0.1:{peer}");
