@@ -7,7 +7,7 @@
 use k8s_openapi::api::core::v1::{Container, EnvVar, Pod};
 use kube::ResourceExt;
 
-use crate::machine::PodApi;
+use crate::machine::{referenced, PodApi};
 
 /// The variables, in order (later names override earlier ones), and the `envFrom` keys skipped
 /// as invalid names, by source (`configMap default/app`).
@@ -101,29 +101,19 @@ pub async fn resolve<A: PodApi>(
         let prefix = from.prefix.clone().unwrap_or_default();
         let (source, data) = if let Some(r) = &from.config_map_ref {
             let source = format!("configMap {ns}/{}", r.name);
-            let data = match api
-                .config_map(&ns, &r.name)
-                .await
-                .map_err(|e| e.to_string())?
-            {
-                Some(cm) => cm.data.unwrap_or_default(),
-                None if r.optional == Some(true) => continue,
-                None => return Err(format!("configmap \"{}\" not found", r.name)),
+            let found = api.config_map(&ns, &r.name).await;
+            let Some(cm) = referenced(found, "configmap", &r.name, r.optional)? else {
+                continue;
             };
-            (source, data)
+            (source, cm.data.unwrap_or_default())
         } else if let Some(r) = &from.secret_ref {
             let source = format!("secret {ns}/{}", r.name);
-            let data = match api.secret(&ns, &r.name).await.map_err(|e| e.to_string())? {
-                Some(s) => s
-                    .data
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
-                    .collect(),
-                None if r.optional == Some(true) => continue,
-                None => return Err(format!("secret \"{}\" not found", r.name)),
+            let found = api.secret(&ns, &r.name).await;
+            let Some(secret) = referenced(found, "secret", &r.name, r.optional)? else {
+                continue;
             };
-            (source, data)
+            let data = secret.data.unwrap_or_default().into_iter();
+            (source, data.map(|(k, v)| (k, text(v))).collect())
         } else {
             continue;
         };
@@ -166,46 +156,44 @@ async fn value_of<A: PodApi>(
         return crate::downward::resource(pod, r).map(Some);
     }
     if let Some(r) = &from.config_map_key_ref {
-        let optional = r.optional == Some(true);
-        let Some(cm) = api
-            .config_map(ns, &r.name)
-            .await
-            .map_err(|e| e.to_string())?
-        else {
-            return if optional {
-                Ok(None)
-            } else {
-                Err(format!("configmap \"{}\" not found", r.name))
-            };
+        let found = api.config_map(ns, &r.name).await;
+        let Some(cm) = referenced(found, "configmap", &r.name, r.optional)? else {
+            return Ok(None);
         };
-        return match cm.data.unwrap_or_default().remove(&r.key) {
-            Some(v) => Ok(Some(v)),
-            None if optional => Ok(None),
-            None => Err(format!(
-                "couldn't find key {} in ConfigMap {ns}/{}",
-                r.key, r.name
-            )),
-        };
+        let value = cm.data.unwrap_or_default().remove(&r.key);
+        return key_value(value, r.optional, &r.key, "ConfigMap", ns, &r.name);
     }
     if let Some(r) = &from.secret_key_ref {
-        let optional = r.optional == Some(true);
-        let Some(secret) = api.secret(ns, &r.name).await.map_err(|e| e.to_string())? else {
-            return if optional {
-                Ok(None)
-            } else {
-                Err(format!("secret \"{}\" not found", r.name))
-            };
+        let found = api.secret(ns, &r.name).await;
+        let Some(secret) = referenced(found, "secret", &r.name, r.optional)? else {
+            return Ok(None);
         };
-        return match secret.data.unwrap_or_default().remove(&r.key) {
-            Some(v) => Ok(Some(String::from_utf8_lossy(&v.0).into_owned())),
-            None if optional => Ok(None),
-            None => Err(format!(
-                "couldn't find key {} in Secret {ns}/{}",
-                r.key, r.name
-            )),
-        };
+        let value = secret.data.unwrap_or_default().remove(&r.key).map(text);
+        return key_value(value, r.optional, &r.key, "Secret", ns, &r.name);
     }
     Ok(Some(String::new()))
+}
+
+/// A Secret's value as a variable holds it.
+fn text(value: k8s_openapi::ByteString) -> String {
+    String::from_utf8_lossy(&value.0).into_owned()
+}
+
+/// A key's value; `None` when it is absent and the reference optional, Kubernetes' error
+/// otherwise.
+fn key_value(
+    value: Option<String>,
+    optional: Option<bool>,
+    key: &str,
+    kind: &str,
+    ns: &str,
+    name: &str,
+) -> Result<Option<String>, String> {
+    match value {
+        Some(v) => Ok(Some(v)),
+        None if optional == Some(true) => Ok(None),
+        None => Err(format!("couldn't find key {key} in {kind} {ns}/{name}")),
+    }
 }
 
 /// `c` as it runs: every variable a plain value, `$(VAR)` in its command and arguments expanded.

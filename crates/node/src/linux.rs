@@ -140,6 +140,11 @@ fn cgroup_parent(pod: &Pod) -> String {
     format!("/kubelite/pod{}", uid(pod))
 }
 
+/// The cgroup of container instance `id`, where its limits (and OOM-kill counter) are.
+fn container_cgroup(pod: &Pod, id: &str) -> String {
+    format!("{}/{id}", cgroup_parent(pod))
+}
+
 impl Machine for LinuxMachine {
     fn runtime_name(&self) -> String {
         self.runtime
@@ -239,7 +244,7 @@ impl Machine for LinuxMachine {
             c.clone(),
             id.to_string(),
         );
-        let cgroup = format!("{}/{}", cgroup_parent(pod), id);
+        let cgroup = container_cgroup(pod, &id);
         let mounts: Vec<(String, PathBuf, bool)> = mounts
             .iter()
             .map(|m| (m.container_path.clone(), m.host_path.clone(), m.read_only))
@@ -285,8 +290,7 @@ impl Machine for LinuxMachine {
     }
 
     fn has_exited(&self, id: &str) -> bool {
-        // conmon writes the exit file when the container's process ends.
-        self.runtime.exits.join(id).exists()
+        self.runtime.has_exited(id)
     }
 
     async fn state(&self, id: &str) -> MachineResult<Option<RunState>> {
@@ -306,7 +310,7 @@ impl Machine for LinuxMachine {
         let bundle = self.pod_dir(pod).join(&inst.id);
         // conmon's marker can miss an OOM kill that races the exit; the kernel's counter in the
         // container's cgroup (where its limit is) cannot. The cgroup lasts until `remove`.
-        let cgroup = format!("{}/{}", cgroup_parent(pod), inst.id);
+        let cgroup = container_cgroup(pod, &inst.id);
         let log = self.log_path(pod, &c.name, inst.restart);
         let fallback = c.termination_message_policy.as_deref() == Some("FallbackToLogsOnError");
         let (rt, id) = (self.runtime.clone(), inst.id.clone());
@@ -408,13 +412,12 @@ fn termination_message(bundle: &Path, log: &Path, from_log: bool) -> Option<Stri
     if !written.is_empty() || !from_log {
         return Some(written).filter(|m| !m.is_empty());
     }
-    let text = std::fs::read_to_string(log).ok()?;
-    // CRI log lines: `<time> <stream> <tag> <text>`.
-    let lines: Vec<&str> = text
-        .lines()
-        .filter_map(|l| l.splitn(4, ' ').nth(3))
-        .collect();
-    let tail = lines[lines.len().saturating_sub(FALLBACK_LINES)..].join("\n");
+    let options = crate::logs::Options {
+        tail_lines: Some(FALLBACK_LINES),
+        ..Default::default()
+    };
+    let rendered = crate::logs::render(&std::fs::read_to_string(log).ok()?, &options);
+    let tail = rendered.strip_suffix('\n').unwrap_or(&rendered);
     let start = tail.len().saturating_sub(FALLBACK_BYTES);
     let start = (start..tail.len())
         .find(|i| tail.is_char_boundary(*i))
@@ -562,4 +565,33 @@ pub fn pod_sandbox(state_dir: &Path, uid: &str) -> Option<Sandbox> {
 /// Where container log files live under the agent's state (the log server reads them here).
 pub fn logs_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("logs")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_container_without_a_message_gets_the_end_of_its_log() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("0.log");
+        let mut lines: Vec<String> = (0..100)
+            .map(|i| format!("2026-12-01T00:00:00Z stdout F line {i}"))
+            .collect();
+        lines.push("2026-12-01T00:00:01Z stderr P last ".into());
+        lines.push("2026-12-01T00:00:01Z stderr F words".into());
+        std::fs::write(&log, lines.join("\n") + "\n").expect("log");
+        let message = termination_message(dir.path(), &log, true).expect("a message");
+        let kept: Vec<&str> = message.lines().collect();
+        assert_eq!(kept.len(), FALLBACK_LINES);
+        assert_eq!(kept[0], "line 21");
+        assert_eq!(kept.last(), Some(&"last words"), "partial lines are joined");
+        assert_eq!(termination_message(dir.path(), &log, false), None);
+        std::fs::write(dir.path().join(TERMINATION_LOG), "database unreachable").expect("file");
+        assert_eq!(
+            termination_message(dir.path(), &log, true).as_deref(),
+            Some("database unreachable"),
+            "what the container wrote comes first"
+        );
+    }
 }

@@ -170,6 +170,22 @@ pub struct PodEvent {
     pub field: Option<String>,
 }
 
+/// An object a pod references (a ConfigMap or Secret, in a volume or a variable), as read by
+/// `found`: `None` when it is absent and the reference is `optional`, Kubernetes' `configmap
+/// "NAME" not found` (`kind` lower-case) when it is absent and required.
+pub fn referenced<T>(
+    found: MachineResult<Option<T>>,
+    kind: &str,
+    name: &str,
+    optional: Option<bool>,
+) -> Result<Option<T>, String> {
+    match found.map_err(|e| e.to_string())? {
+        Some(object) => Ok(Some(object)),
+        None if optional == Some(true) => Ok(None),
+        None => Err(format!("{kind} \"{name}\" not found")),
+    }
+}
+
 /// A service-account token the API server issued for a pod.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IssuedToken {

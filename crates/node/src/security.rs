@@ -4,7 +4,6 @@
 //! set, and the safe sysctls.
 
 use k8s_openapi::api::core::v1::{Container, Pod};
-use kube::ResourceExt;
 use runtime::oci::{Seccomp, Security, ALL_CAPABILITIES, DEFAULT_CAPABILITIES};
 
 /// The sysctls Kubernetes deems safe (namespaced and isolated per pod).
@@ -114,16 +113,6 @@ pub fn plan(pod: &Pod, c: &Container) -> Plan {
     }
 }
 
-/// `name_namespace(uid)`, as the kubelet names a pod in messages.
-fn who(pod: &Pod) -> String {
-    format!(
-        "{}_{}({})",
-        pod.name_any(),
-        pod.namespace().unwrap_or_default(),
-        pod.uid().unwrap_or_default()
-    )
-}
-
 /// The final settings once the image's `USER` is known (`image_user`: as written, and what it
 /// resolved to in the image); an error with the kubelet's words when `runAsNonRoot` forbids it.
 pub fn finish(
@@ -133,7 +122,10 @@ pub fn finish(
     image_user: &str,
     resolved: Result<(u32, Option<u32>), String>,
 ) -> Result<Security, String> {
-    let at = format!("(pod: \"{}\", container: {container})", who(pod));
+    let at = format!(
+        "(pod: \"{}\", container: {container})",
+        crate::status::pod_name(pod)
+    );
     let (uid, image_gid) = match plan.run_as_user {
         Some(uid) => (uid.max(0) as u32, None),
         None if image_user.is_empty() => (0, None),

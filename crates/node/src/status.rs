@@ -5,6 +5,7 @@ use k8s_openapi::api::core::v1::{
     ContainerStateTerminated, ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
 
 use crate::lifecycle;
 
@@ -17,6 +18,16 @@ pub struct PodFacts {
     pub failure: Option<(String, String)>,
     /// Every init container has done its part (it stays so while sidecars restart or stop).
     pub initialized: bool,
+}
+
+/// `name_namespace(uid)`: how the kubelet names a pod in its events and messages.
+pub fn pod_name(pod: &Pod) -> String {
+    format!(
+        "{}_{}({})",
+        pod.name_any(),
+        pod.namespace().unwrap_or_default(),
+        pod.uid().unwrap_or_default()
+    )
 }
 
 pub const DEADLINE_MESSAGE: &str = "Pod was active on the node longer than the specified deadline";

@@ -12,7 +12,7 @@ use kube::ResourceExt;
 use runtime::volume::File;
 use tokio::time::Instant;
 
-use crate::machine::{IssuedToken, MachineError, PodApi};
+use crate::machine::{referenced, IssuedToken, MachineError, PodApi};
 
 /// What a volume is on the host.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -242,28 +242,23 @@ async fn config_map_data<A: PodApi>(
     name: &str,
     optional: Option<bool>,
 ) -> Result<BTreeMap<String, Vec<u8>>, VolumeError> {
-    let ns = pod.namespace().unwrap_or_default();
-    match api.config_map(&ns, name).await? {
-        Some(cm) => {
-            let mut data: BTreeMap<String, Vec<u8>> = cm
-                .data
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, v.into_bytes()))
-                .collect();
-            data.extend(
-                cm.binary_data
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, v)| (k, v.0)),
-            );
-            Ok(data)
-        }
-        None if optional == Some(true) => Ok(BTreeMap::new()),
-        None => Err(VolumeError::Unavailable(format!(
-            "configmap \"{name}\" not found"
-        ))),
-    }
+    let found = api
+        .config_map(&pod.namespace().unwrap_or_default(), name)
+        .await;
+    let Some(cm) =
+        referenced(found, "configmap", name, optional).map_err(VolumeError::Unavailable)?
+    else {
+        return Ok(BTreeMap::new());
+    };
+    let text = cm.data.unwrap_or_default().into_iter();
+    let mut data: BTreeMap<String, Vec<u8>> = text.map(|(k, v)| (k, v.into_bytes())).collect();
+    data.extend(
+        cm.binary_data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.0)),
+    );
+    Ok(data)
 }
 
 async fn secret_data<A: PodApi>(
@@ -272,19 +267,14 @@ async fn secret_data<A: PodApi>(
     name: &str,
     optional: Option<bool>,
 ) -> Result<BTreeMap<String, Vec<u8>>, VolumeError> {
-    let ns = pod.namespace().unwrap_or_default();
-    match api.secret(&ns, name).await? {
-        Some(s) => Ok(s
-            .data
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, v.0))
-            .collect()),
-        None if optional == Some(true) => Ok(BTreeMap::new()),
-        None => Err(VolumeError::Unavailable(format!(
-            "secret \"{name}\" not found"
-        ))),
-    }
+    let found = api.secret(&pod.namespace().unwrap_or_default(), name).await;
+    let Some(secret) =
+        referenced(found, "secret", name, optional).map_err(VolumeError::Unavailable)?
+    else {
+        return Ok(BTreeMap::new());
+    };
+    let data = secret.data.unwrap_or_default().into_iter();
+    Ok(data.map(|(k, v)| (k, v.0)).collect())
 }
 
 /// The files of a configMap or secret: every key, or the listed items.

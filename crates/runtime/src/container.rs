@@ -290,6 +290,11 @@ impl Runtime {
         }
     }
 
+    /// Whether conmon has recorded the container's exit (a stat, cheap enough to ask often).
+    pub fn has_exited(&self, id: &str) -> bool {
+        self.exits.join(id).exists()
+    }
+
     /// The exit code conmon recorded, once the container has exited.
     pub fn exit_code(&self, id: &str) -> Option<i32> {
         std::fs::read_to_string(self.exits.join(id))

@@ -527,6 +527,19 @@ mod tests {
         assert_eq!(Limits::from_resources(None, None, None).cpu_shares, Some(2));
     }
 
+    /// A pod sandbox record for bundles written under `dir`.
+    fn test_sandbox(dir: &Path) -> Sandbox {
+        Sandbox {
+            id: "p".into(),
+            dir: dir.into(),
+            netns: "kl-p".into(),
+            ip: "10.42.0.2".into(),
+            pause_pid: 1,
+            hostname: "p".into(),
+            sharing: Default::default(),
+        }
+    }
+
     #[test]
     fn image_users_resolve_by_number_or_name() {
         let dir = tempfile::tempdir().unwrap();
@@ -551,15 +564,7 @@ mod tests {
     #[test]
     fn a_locked_down_config_passes_the_oci_schema() {
         let dir = tempfile::tempdir().unwrap();
-        let sandbox = Sandbox {
-            id: "p".into(),
-            dir: dir.path().into(),
-            netns: "kl-p".into(),
-            ip: "10.42.0.2".into(),
-            pause_pid: 1,
-            hostname: "p".into(),
-            sharing: Default::default(),
-        };
+        let sandbox = test_sandbox(dir.path());
         let spec = BundleSpec {
             rootfs: &dir.path().join("rootfs"),
             args: s(&["/kuard"]),
@@ -599,15 +604,7 @@ mod tests {
     #[test]
     fn config_passes_the_oci_schema() {
         let dir = tempfile::tempdir().unwrap();
-        let sandbox = Sandbox {
-            id: "p".into(),
-            dir: dir.path().into(),
-            netns: "kl-p".into(),
-            ip: "10.42.0.2".into(),
-            pause_pid: 1,
-            hostname: "p".into(),
-            sharing: Default::default(),
-        };
+        let sandbox = test_sandbox(dir.path());
         let spec = BundleSpec {
             rootfs: &dir.path().join("rootfs"),
             args: s(&["/kuard"]),

@@ -6,11 +6,11 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Container, LifecycleHandler, Pod, Probe};
-use kube::ResourceExt;
 use tokio::time::Instant;
 
 use super::PodWorker;
 use crate::machine::{Instance, Machine, PodApi, ProbeOutcome, ProbeTarget};
+use crate::status;
 
 /// How long a `postStart` hook may run.
 const POST_START_LIMIT: Duration = Duration::from_secs(120);
@@ -24,15 +24,6 @@ pub(super) fn spec_of<'a>(pod: &'a Pod, name: &str) -> Option<&'a Container> {
         .iter()
         .chain(spec.init_containers.iter().flatten())
         .find(|c| c.name == name)
-}
-
-fn pod_name(pod: &Pod) -> String {
-    format!(
-        "{}_{}({})",
-        pod.name_any(),
-        pod.namespace().unwrap_or_default(),
-        pod.uid().unwrap_or_default()
-    )
 }
 
 impl<M: Machine, R: PodApi> PodWorker<M, R> {
@@ -89,7 +80,11 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
         handler: &LifecycleHandler,
         budget: Duration,
     ) -> Result<(), String> {
-        let who = format!("for Container {:?} in Pod {:?}", c.name, pod_name(pod));
+        let who = format!(
+            "for Container {:?} in Pod {:?}",
+            c.name,
+            status::pod_name(pod)
+        );
         if let Some(exec) = &handler.exec {
             let command = exec.command.clone().unwrap_or_default();
             let shown = format!("[{}]", command.join(" "));

@@ -22,8 +22,8 @@ pub fn succeeded(t: &Track) -> bool {
 }
 
 impl<M: Machine, R: PodApi> PodWorker<M, R> {
-    pub(super) fn is_init(&self, c: &Container) -> bool {
-        self.init_names.contains(&c.name)
+    pub(super) fn is_init(&self, name: &str) -> bool {
+        self.init_names.iter().any(|n| n == name)
     }
 
     /// Moves the init containers along; returns whether the pod is initialized, and how soon to

@@ -194,17 +194,18 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
 
     /// After an agent restart: takes over the containers the previous agent recorded.
     pub async fn adopt(&mut self, pod: &Pod) {
-        let spec = pod.spec.iter();
-        let app = spec.clone().flat_map(|s| s.containers.iter());
-        // Init containers ran to completion before any app container was made.
-        self.init_done = app
-            .clone()
-            .any(|c| self.machine.load(pod, &c.name).is_some());
-        let init = spec.flat_map(|s| s.init_containers.iter().flatten());
-        for c in app.chain(init) {
+        let Some(spec) = pod.spec.as_ref() else {
+            return;
+        };
+        let app = spec.containers.iter().map(|c| (c, false));
+        let init = spec.init_containers.iter().flatten().map(|c| (c, true));
+        let containers: Vec<(&Container, bool)> = app.chain(init).collect();
+        for (c, is_init) in containers {
             let Some(record) = self.machine.load(pod, &c.name) else {
                 continue;
             };
+            // Init containers ran to completion before any app container was made.
+            self.init_done |= !is_init;
             let running = matches!(
                 self.machine.state(&record.instance.id).await,
                 Ok(Some(RunState::Running))
@@ -420,7 +421,7 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
             _ => ContainerState::default(),
         };
         // A regular init container is ready once it has completed.
-        let ready = if self.is_init(c) && !init::is_sidecar(c) {
+        let ready = if self.is_init(&c.name) && !init::is_sidecar(c) {
             init::succeeded(&t)
         } else {
             t.ready()
@@ -445,7 +446,7 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
 
     /// The field path events about container `name` name.
     fn field(&self, name: &str) -> Option<String> {
-        let list = if self.init_names.iter().any(|n| n == name) {
+        let list = if self.is_init(name) {
             "initContainers"
         } else {
             "containers"
@@ -592,12 +593,7 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
 
     /// Waiting out the crash back-off: `CrashLoopBackOff` and the kubelet's `BackOff` event.
     async fn crash_loop(&self, pod: &Pod, c: &Container, t: &mut Track) {
-        let who = format!(
-            "{}_{}({})",
-            pod.name_any(),
-            pod.namespace().unwrap_or_default(),
-            pod.uid().unwrap_or_default()
-        );
+        let who = status::pod_name(pod);
         let message = format!(
             "back-off {}s restarting failed container={} pod={who}",
             t.delay.as_secs(),
