@@ -67,26 +67,45 @@ pub fn parse(s: &str) -> Option<Nanos> {
     } else {
         // Below a nano-unit Kubernetes rounds up.
         let div = 10i128.checked_pow((-exp10) as u32)?;
-        v = (v + div - 1) / div;
+        v = v.saturating_add(div - 1) / div;
     }
     Some(if neg { -v } else { v })
 }
 
 /// Milli-units, rounded up, as the scheduler and cgroup code count CPU.
 pub fn to_milli(n: Nanos) -> i64 {
-    let m = (n + 999_999).div_euclid(1_000_000);
+    let m = n.saturating_add(999_999).div_euclid(1_000_000);
     m.clamp(i64::MIN as i128, i64::MAX as i128) as i64
 }
 
 /// Whole units, rounded up (bytes for memory).
 pub fn to_units(n: Nanos) -> i64 {
-    let u = (n + NANO - 1).div_euclid(NANO);
+    let u = n.saturating_add(NANO - 1).div_euclid(NANO);
     u.clamp(i64::MIN as i128, i64::MAX as i128) as i64
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_largest_quantities_do_not_overflow() {
+        let huge = i128::MAX.to_string();
+        for text in [
+            huge.as_str(),
+            "170141183460469231731687303715884105727n",
+            "9999999999999999999Ei",
+        ] {
+            let n = parse(text);
+            if let Some(n) = n {
+                assert!(to_milli(n) > 0 && to_units(n) > 0, "{text}");
+            }
+        }
+        let n = parse("170141183460469231731687303715884105727n").expect("fits");
+        assert_eq!(to_units(n), i64::MAX);
+        assert_eq!(to_milli(i128::MAX), i64::MAX);
+        assert_eq!(to_units(i128::MIN + 1), i64::MIN);
+    }
 
     #[test]
     fn parses_the_usual_forms() {

@@ -294,6 +294,7 @@ pub async fn logs(server: &Arc<Server>, target: &Target, q: &Query) -> Result<Re
         .as_str()
         .unwrap_or("")
         .to_string();
+    validate_log_options(q, &pod_name)?;
     let container = pick_container(&pod, q.get("container"))?;
     let addr = node_address(server, &pod)?;
     let previous = q.flag("previous");
@@ -353,6 +354,39 @@ pub async fn logs(server: &Arc<Server>, target: &Target, q: &Query) -> Result<Re
         http::HeaderValue::from_static("text/plain"),
     );
     Ok(out)
+}
+
+/// `PodLogOptions` validation as kube-apiserver does it (422 with the field errors).
+fn validate_log_options(q: &Query, pod_name: &str) -> Result<(), ApiError> {
+    use api::validation::{BadValue, ErrorList};
+    let number = |key: &str| -> Result<Option<i64>, ApiError> {
+        q.get(key)
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| bad_request(format!("invalid {key}: {v}")))
+            })
+            .transpose()
+    };
+    let mut errors = ErrorList::new();
+    if let Some(n) = number("tailLines")?.filter(|n| *n < 0) {
+        let detail = "must be greater than or equal to 0";
+        errors.invalid("tailLines", BadValue::Int(n), detail);
+    }
+    if let Some(n) = number("limitBytes")?.filter(|n| *n < 1) {
+        errors.invalid("limitBytes", BadValue::Int(n), "must be greater than 0");
+    }
+    let since = number("sinceSeconds")?;
+    if since.is_some() && q.get("sinceTime").is_some() {
+        let why = "at most one of `sinceTime` or `sinceSeconds` may be specified";
+        // Kubernetes' empty field path prints as `[]`.
+        errors.forbidden("[]", why);
+    } else if let Some(n) = since.filter(|n| *n < 1) {
+        errors.invalid("sinceSeconds", BadValue::Int(n), "must be greater than 0");
+    }
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::invalid("", "PodLogOptions", pod_name, &errors))
 }
 
 #[cfg(test)]

@@ -713,8 +713,20 @@ impl DeleteOptions {
                 opts.dry_run = true;
             }
         }
+        if let Some(g) = opts.grace_period.filter(|g| after_grace(*g).is_none()) {
+            return Err(ApiError::bad_request(format!(
+                "invalid gracePeriodSeconds: {g}: the deletion time would not be a valid timestamp"
+            )));
+        }
         Ok(opts)
     }
+}
+
+/// The time `grace` seconds from now, when a timestamp can say it (RFC 3339 ends with 9999).
+fn after_grace(grace: i64) -> Option<chrono::DateTime<chrono::Utc>> {
+    use chrono::Datelike;
+    let when = chrono::Utc::now().checked_add_signed(chrono::TimeDelta::try_seconds(grace)?)?;
+    (when.year() <= 9999).then_some(when)
 }
 
 /// The grace period a pod gets (`CheckGracefulDelete`): zero when no node runs it or it finished.
@@ -732,7 +744,12 @@ fn pod_grace(pod: &Value, requested: Option<i64>) -> i64 {
     if grace < 0 {
         grace = 1;
     }
-    grace
+    // A spec may ask for more than a timestamp can hold: as long as one can.
+    let latest = chrono::NaiveDate::from_ymd_opt(9999, 12, 31)
+        .and_then(|d| d.and_hms_opt(23, 59, 59))
+        .map(|t| t.and_utc() - chrono::Utc::now())
+        .map_or(i64::MAX, |left| left.num_seconds());
+    grace.min(latest)
 }
 
 /// What a delete did.
@@ -808,7 +825,7 @@ pub async fn delete_object(
                 .unwrap_or(0);
             if existing != 0 && grace < existing {
                 let m = meta::meta_mut(&mut marked);
-                let when = chrono::Utc::now() + chrono::Duration::seconds(grace);
+                let when = after_grace(grace).unwrap_or_else(chrono::Utc::now);
                 m.insert("deletionTimestamp".into(), json!(meta::timestamp(when)));
                 m.insert("deletionGracePeriodSeconds".into(), json!(grace));
             } else if existing != 0 || finalizers || waits_for_namespace_content {
@@ -816,7 +833,7 @@ pub async fn delete_object(
             }
         } else if graceful || finalizers || waits_for_namespace_content {
             let m = meta::meta_mut(&mut marked);
-            let when = chrono::Utc::now() + chrono::Duration::seconds(grace);
+            let when = after_grace(grace).unwrap_or_else(chrono::Utc::now);
             m.insert("deletionTimestamp".into(), json!(meta::timestamp(when)));
             m.insert("deletionGracePeriodSeconds".into(), json!(grace));
             if let Some(g) = m.get("generation").and_then(Value::as_i64) {

@@ -28,7 +28,22 @@ pub fn app(server: Arc<Server>) -> Router {
             server.clone(),
             crate::auth::authenticate,
         ))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .with_state(server)
+}
+
+/// A request that panicked ends in a 500 with kube-apiserver's text; the server goes on.
+fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic");
+    tracing::error!(panic = what, "a request panicked");
+    h::text(
+        500,
+        "This request caused apiserver to panic. Look in the logs for details.\n",
+    )
 }
 
 fn not_found_text() -> Response {
@@ -443,5 +458,34 @@ async fn serve_resource(
     match result {
         Ok(resp) => (resp, verb),
         Err(e) => (error_response(&e), verb),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_panicking_request_gets_500_and_the_service_goes_on() {
+        let app: Router = Router::new()
+            .route(
+                "/boom",
+                axum::routing::get(|| async { panic!("boom") as &str }),
+            )
+            .route("/fine", axum::routing::get(|| async { "fine" }))
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked));
+        let get = |path: &str| Request::get(path).body(Body::empty()).expect("request");
+        let boom = app.clone().oneshot(get("/boom")).await.expect("answered");
+        assert_eq!(boom.status(), 500);
+        let body = axum::body::to_bytes(boom.into_body(), 1024)
+            .await
+            .expect("body");
+        assert_eq!(
+            &body[..],
+            b"This request caused apiserver to panic. Look in the logs for details.\n"
+        );
+        let fine = app.oneshot(get("/fine")).await.expect("answered");
+        assert_eq!(fine.status(), 200);
     }
 }

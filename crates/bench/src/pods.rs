@@ -426,6 +426,8 @@ impl Drop for AgentCluster {
             .args(["link", "delete", &self.bridge])
             .stderr(Stdio::null())
             .status();
+        // The agent's runtime state is a tmpfs: unmounted, the directory can go.
+        runtime::volume::unmount_below(&self.agent_dir);
     }
 }
 

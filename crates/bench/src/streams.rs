@@ -115,7 +115,7 @@ pub async fn measure(binary: &Path, image: &Path, rows: &mut Vec<Row>) -> Result
     let mut exec_ms = timed(exec, 30)?;
     let mut crun = Command::new("crun");
     crun.arg("--root")
-        .arg(cluster.agent_dir.join("agent/runtime/oci"))
+        .arg(cluster.agent_dir.join("agent/run/oci"))
         .args(["exec", &kuard_id, "true"]);
     let mut crun_ms = timed(crun, 30)?;
     // kubectl itself: start-up, kubeconfig, TLS and one request, without any streaming.

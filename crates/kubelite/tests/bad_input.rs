@@ -310,3 +310,57 @@ fn a_connection_that_never_finishes_its_handshake_is_closed() {
     );
     assert_eq!(c.curl("GET", "/readyz", &[], None, true).0, 200);
 }
+
+#[test]
+fn values_past_what_a_clock_or_a_number_holds_get_statuses_not_panics() {
+    let c = Cluster::start();
+    // Bound to a node (no agent here), so its deletion is graceful, for as long as it asks.
+    c.file(
+        "forever.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: forever\nspec:\n  nodeName: elsewhere\n  terminationGracePeriodSeconds: 9223372036854775807\n  containers:\n  - name: c\n    image: demo\n    resources:\n      requests:\n        cpu: 170141183460469231731687303715884105727n\n        memory: 170141183460469231731687303715884105727n\n",
+    );
+    c.kubectl(&["create", "-f", "forever.yaml"]).ok();
+    let pod = format!("{PODS}/forever");
+    let (code, body) = c.curl(
+        "DELETE",
+        &format!("{pod}?gracePeriodSeconds=9223372036854775807"),
+        &[],
+        None,
+        false,
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        status(&body)["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("invalid gracePeriodSeconds: 9223372036854775807"),
+        "{body}"
+    );
+    // The spec's own period is kept as long as a timestamp can say.
+    let (code, body) = c.curl("DELETE", &pod, &[], None, false);
+    assert_eq!(code, 200, "{body}");
+    let deleting = c.pod_field("forever", "{.metadata.deletionTimestamp}");
+    assert!(deleting.starts_with("9999-12-31T"), "{deleting}");
+    let log = |query: &str| c.curl("GET", &format!("{pod}/log?{query}"), &[], None, false);
+    let (code, body) = log("sinceSeconds=-1");
+    assert_eq!(code, 422, "{body}");
+    assert_eq!(
+        status(&body)["message"],
+        "PodLogOptions \"forever\" is invalid: sinceSeconds: Invalid value: -1: must be greater than 0"
+    );
+    let (code, body) = log("sinceSeconds=5&sinceTime=2026-01-01T00:00:00Z&tailLines=-2");
+    assert_eq!(code, 422, "{body}");
+    assert_eq!(
+        status(&body)["message"],
+        "PodLogOptions \"forever\" is invalid: [tailLines: Invalid value: -2: must be greater than or equal to 0, []: Forbidden: at most one of `sinceTime` or `sinceSeconds` may be specified]"
+    );
+    let (code, _) = c.curl(
+        "DELETE",
+        &format!("{pod}?gracePeriodSeconds=0"),
+        &[],
+        None,
+        false,
+    );
+    assert_eq!(code, 200);
+    assert_eq!(c.curl("GET", "/readyz", &[], None, true).0, 200);
+}

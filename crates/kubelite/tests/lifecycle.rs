@@ -20,7 +20,7 @@ fn mode(path: &Path) -> u32 {
 }
 
 fn container_state(c: &Cluster, id: &str) -> String {
-    let root = c.data_dir().join("agent/runtime/oci");
+    let root = c.data_dir().join("agent/run/oci");
     let out = Command::new("crun")
         .arg("--root")
         .arg(root)

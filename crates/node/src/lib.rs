@@ -445,8 +445,11 @@ pub async fn run(client: kube::Client, config: Config) -> Result<(), Error> {
     for change in runtime::cgroups::prepare()? {
         tracing::warn!("{change}");
     }
-    let rt =
-        runtime::container::Runtime::new(&config.state_dir.join("runtime"), &config.oci_runtime)?;
+    // The runtime's state (containers, exit codes, sockets) lives on a tmpfs: it describes
+    // processes that a reboot ends, and is written for every container start.
+    let run_dir = config.state_dir.join("run");
+    runtime::volume::mount_private_tmpfs(&run_dir)?;
+    let rt = runtime::container::Runtime::new(&run_dir, &config.oci_runtime)?;
     let images = std::sync::Arc::new(runtime::image::ImageStore::open(
         &config.state_dir.join("store"),
     )?);
@@ -483,6 +486,7 @@ pub async fn run(client: kube::Client, config: Config) -> Result<(), Error> {
                 .api_server
                 .and_then(|s| in_cluster::ApiAccess::new(s, &config.network.subnet)),
             relay: in_cluster::Relay::default(),
+            makers: linux::makers(),
             host_ip: host::Host::read().internal_ip,
         }),
         api: std::sync::Arc::new(kube_api::KubeApi { client, recorder }),

@@ -40,6 +40,19 @@ pub struct LinuxMachine {
     /// The node's address: a host-network pod's IP.
     pub host_ip: Option<String>,
     pub relay: Relay,
+    /// Sandboxes being made at once. Making one is CPU-bound (the pause process, the CNI
+    /// plugins); with more in flight than cores, every pod of a burst is ready only at the end of
+    /// it, where with one per core the pods get ready in turn, the first ones early.
+    pub makers: tokio::sync::Semaphore,
+}
+
+/// How long a pod waits for its turn to have its sandbox made.
+const MAKER_WAIT: Duration = Duration::from_secs(5);
+
+/// How many sandboxes the node makes at once: one per core.
+pub fn makers() -> tokio::sync::Semaphore {
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    tokio::sync::Semaphore::new(cores)
 }
 
 /// Runs blocking `work` on the blocking pool, giving up after `limit`.
@@ -98,6 +111,8 @@ impl LinuxMachine {
         let cgroup = cgroup_parent(pod);
         let sharing = sharing(pod);
         let host_ip = self.host_ip.clone();
+        // A sandbox that hangs must not hold up every other: past a while, go without a turn.
+        let _turn = tokio::time::timeout(MAKER_WAIT, self.makers.acquire()).await;
         let made = blocking("creating the pod sandbox", LONG_CALL_TIMEOUT, move || {
             let s = match (sharing.host_network, host_ip) {
                 (false, _) => sandbox::create(&net, &id, &host, &dir, &pause, sharing)?,
@@ -454,7 +469,10 @@ fn make_volume(dir: &Path, source: &Source) -> MachineResult<PathBuf> {
             runtime::volume::check_host_path(path, kind).map_err(MachineError::Other)?;
             Ok(path.clone())
         }
-        Source::Files(files) => {
+        Source::Files { files, memory } => {
+            if *memory {
+                runtime::volume::mount_tmpfs(dir, None)?;
+            }
             runtime::volume::write_atomic(dir, files)?;
             Ok(dir.to_path_buf())
         }

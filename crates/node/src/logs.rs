@@ -18,8 +18,11 @@ pub struct Options {
 pub fn render(content: &str, opts: &Options) -> String {
     let since = opts
         .since_seconds
-        .map(|s| {
-            k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(s)
+        // Further back than a timestamp can go is everything: no line is left out.
+        .and_then(|s| {
+            k8s_openapi::jiff::Timestamp::now()
+                .checked_sub(k8s_openapi::jiff::SignedDuration::from_secs(s))
+                .ok()
         })
         .or(opts.since_time);
     let mut lines: Vec<String> = Vec::new();
@@ -126,6 +129,17 @@ mod tests {
 2026-11-25T15:38:45.273669254+00:00 stderr F listen tcp :8080: bind: address already in use\n\
 2026-11-25T15:38:46.000000000+00:00 stdout P part one \n\
 2026-11-25T15:38:46.100000000+00:00 stdout F and two\n";
+
+    #[test]
+    fn since_further_back_than_time_goes_is_everything() {
+        for since in [i64::MAX, i64::MIN] {
+            let opts = Options {
+                since_seconds: Some(since),
+                ..Default::default()
+            };
+            assert_eq!(render(LOG, &opts).lines().count(), 3, "{since}");
+        }
+    }
 
     #[test]
     fn renders_lines_and_joins_partials() {

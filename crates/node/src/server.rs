@@ -204,6 +204,20 @@ pub fn router(server: Arc<NodeServer>) -> Router {
         .route("/healthz", get(healthz))
         .with_state(server)
         .merge(streaming)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
+}
+
+/// A request that panicked ends in a 500; the node server goes on.
+fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let what = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic");
+    tracing::error!(panic = what, "a request to the node server panicked");
+    let text = "This request caused the node server to panic. Look in the logs for details.\n";
+    (http::StatusCode::INTERNAL_SERVER_ERROR, text).into_response()
 }
 
 /// A self-signed serving certificate for this node (the API server does not verify it; the node

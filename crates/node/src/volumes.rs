@@ -27,14 +27,19 @@ pub enum Source {
         path: PathBuf,
         kind: String,
     },
-    /// Files the node writes (configMap, secret, downwardAPI, projected), kept up to date.
-    Files(Vec<File>),
+    /// Files the node writes (configMap, secret, downwardAPI, projected), kept up to date; in
+    /// `memory` (a tmpfs, as the kubelet keeps all but configMap volumes, so that secrets never
+    /// reach a disk).
+    Files {
+        files: Vec<File>,
+        memory: bool,
+    },
 }
 
 impl Source {
     /// Projected files are mounted read-only whatever the mount says.
     pub fn always_read_only(&self) -> bool {
-        matches!(self, Source::Files(_))
+        matches!(self, Source::Files { .. })
     }
 }
 
@@ -181,7 +186,8 @@ pub async fn resolve<A: PodApi>(
     } else if let Some(p) = &v.projected {
         files = projected(api, pod, v, p, tokens).await?;
     }
-    Ok(Source::Files(files))
+    let memory = v.config_map.is_none();
+    Ok(Source::Files { files, memory })
 }
 
 async fn projected<A: PodApi>(
@@ -465,7 +471,16 @@ mod tests {
         .expect("container");
         let ready: HashMap<String, (Source, PathBuf)> = [
             ("v".to_string(), (empty, vol.clone())),
-            ("cfg".to_string(), (Source::Files(vec![]), vol.clone())),
+            (
+                "cfg".to_string(),
+                (
+                    Source::Files {
+                        files: vec![],
+                        memory: false,
+                    },
+                    vol.clone(),
+                ),
+            ),
         ]
         .into();
         let m = mounts(&c, &ready).expect("mounts");

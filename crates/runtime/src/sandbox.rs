@@ -1,5 +1,5 @@
 //! Pod sandboxes: the network namespace every container of a pod shares (pinned on disk under
-//! `/run/netns`, wired by the real CNI plugins: loopback, then bridge + host-local), the UTS and IPC
+//! `/run/netns`, its loopback up, wired by the real CNI plugins bridge + host-local), the UTS and IPC
 //! namespaces held by a pause process, and the pod's `/etc/hosts`, `/etc/hostname` and
 //! `/etc/resolv.conf`.
 //!
@@ -60,7 +60,7 @@ impl Sandbox {
         if self.sharing.host_network {
             return PathBuf::from("/proc/1/ns/net");
         }
-        Path::new("/run/netns").join(&self.netns)
+        Path::new(NETNS_DIR).join(&self.netns)
     }
     /// The pause process's PID namespace, which containers share with `shareProcessNamespace`.
     pub fn pid_path(&self) -> PathBuf {
@@ -133,10 +133,6 @@ fn bridge_conf(cfg: &NetworkConfig) -> serde_json::Value {
             "dataDir": cfg.ipam_dir,
         },
     })
-}
-
-fn loopback_conf() -> serde_json::Value {
-    serde_json::json!({"cniVersion": "1.0.0", "name": "lo", "type": "loopback"})
 }
 
 /// Runs one CNI plugin and returns its result JSON.
@@ -222,8 +218,17 @@ fn write_etc_files(dir: &Path, hostname: &str, hosts: &str) -> Result<()> {
     write(&dir.join("resolv.conf"), &resolv)
 }
 
-/// Starts the pause process (`pause` must accept `--pidfile FILE` and optionally `--hostname H`,
-/// `--netns PATH`, `--share-pid`, `--host-ipc`, and fork itself into the background); its pid.
+/// The tiny static pause program podman uses, when installed.
+fn catatonit() -> Option<&'static Path> {
+    ["/usr/bin/catatonit", "/usr/libexec/podman/catatonit"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+}
+
+/// Starts the pod's pause process; its pid. With catatonit installed it is started directly in
+/// the pod's namespaces; otherwise `pause` (which must accept `--pidfile FILE` and optionally
+/// `--hostname H`, `--netns PATH`, `--share-pid`, and fork itself into the background) is run.
 fn start_pause(
     pause: &[String],
     hostname: Option<&str>,
@@ -231,6 +236,10 @@ fn start_pause(
     dir: &Path,
     sharing: Sharing,
 ) -> Result<i32> {
+    let share_pid = sharing.shared_pid && !sharing.host_pid;
+    if let Some(program) = catatonit() {
+        return spawn_in_namespaces(program, hostname, netns, share_pid);
+    }
     let pidfile = dir.join("pause.pid");
     let _ = std::fs::remove_file(&pidfile);
     let (program, args) = pause.split_first().ok_or_else(|| Error::Command {
@@ -245,7 +254,7 @@ fn start_pause(
     if let Some(n) = netns {
         cmd.arg("--netns").arg(n);
     }
-    if sharing.shared_pid && !sharing.host_pid {
+    if share_pid {
         cmd.arg("--share-pid");
     }
     let status = cmd
@@ -273,6 +282,83 @@ fn start_pause(
         })
 }
 
+/// Runs `program -P` (catatonit's pause mode) in the pod's namespaces, detached from this
+/// process: the child joins `netns`, takes new IPC and UTS namespaces (and a PID namespace with
+/// `share_pid`), sets `hostname`, and forks; the grandchild, whose pid this returns, becomes the
+/// pause process, and the child exits at once, so no zombie is left for this process to reap.
+fn spawn_in_namespaces(
+    program: &Path,
+    hostname: Option<&str>,
+    netns: Option<&Path>,
+    share_pid: bool,
+) -> Result<i32> {
+    use nix::sched::{setns, unshare, CloneFlags};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let failed = |message: String| Error::Command {
+        command: format!("{} -P", program.display()),
+        message,
+    };
+    let netns = netns
+        .map(|p| std::fs::File::open(p).map_err(|e| Error::io(p, e)))
+        .transpose()?;
+    let hostname = hostname.map(str::to_owned);
+    let mut flags = CloneFlags::CLONE_NEWIPC;
+    if hostname.is_some() {
+        flags |= CloneFlags::CLONE_NEWUTS;
+    }
+    if share_pid {
+        flags |= CloneFlags::CLONE_NEWPID;
+    }
+    let (pid_read, pid_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| failed(format!("pipe: {e}")))?;
+    let write_fd = pid_write.as_raw_fd();
+    let mut cmd = Command::new(program);
+    cmd.arg("-P")
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: between fork and exec the closure makes only system calls (setns, unshare,
+    // sethostname, fork, write, setsid, _exit) on data prepared before the fork; it allocates
+    // nothing and takes no locks.
+    unsafe {
+        cmd.pre_exec(move || {
+            if let Some(ns) = &netns {
+                setns(ns, CloneFlags::CLONE_NEWNET)?;
+            }
+            unshare(flags)?;
+            if let Some(name) = &hostname {
+                nix::unistd::sethostname(name)?;
+            }
+            match nix::unistd::fork()? {
+                nix::unistd::ForkResult::Parent { child } => {
+                    let pid = child.as_raw().to_ne_bytes();
+                    let written = nix::libc::write(write_fd, pid.as_ptr().cast(), pid.len());
+                    nix::libc::_exit(if written == pid.len() as isize { 0 } else { 1 });
+                }
+                nix::unistd::ForkResult::Child => {
+                    nix::unistd::setsid()?;
+                    Ok(())
+                }
+            }
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| failed(e.to_string()))?;
+    drop(cmd);
+    drop(pid_write);
+    let status = child.wait().map_err(|e| failed(e.to_string()))?;
+    let mut pid = [0u8; 4];
+    let read = std::io::Read::read_exact(&mut std::fs::File::from(pid_read), &mut pid);
+    match (status.success(), read) {
+        (true, Ok(())) => Ok(i32::from_ne_bytes(pid)),
+        (_, read) => Err(failed(format!(
+            "the pause process did not start ({status}{})",
+            read.err().map(|e| format!(", {e}")).unwrap_or_default()
+        ))),
+    }
+}
+
 /// Creates a sandbox for pod `id` in `dir`: netns, CNI, pause process, /etc files.
 /// `pause` is the command that becomes the pause process (see [`start_pause`]).
 pub fn create(
@@ -286,20 +372,11 @@ pub fn create(
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     std::fs::create_dir_all(&cfg.ipam_dir).map_err(|e| Error::io(&cfg.ipam_dir, e))?;
     let netns = format!("kl-{}", &id[..id.len().min(20)]);
-    let netns_path = Path::new("/run/netns").join(&netns);
+    let netns_path = Path::new(NETNS_DIR).join(&netns);
     if !netns_path.exists() {
-        run(Command::new("ip").args(["netns", "add", &netns]))?;
+        add_netns(&netns_path)?;
     }
     let result = (|| -> Result<Sandbox> {
-        cni(
-            cfg,
-            "ADD",
-            "loopback",
-            &loopback_conf(),
-            id,
-            &netns_path,
-            "lo",
-        )?;
         let added = cni(
             cfg,
             "ADD",
@@ -344,6 +421,15 @@ pub fn create(
 /// one that just went away has a new MAC; until a stale entry expired, the node would send the
 /// new pod's traffic to the old MAC and the pod would be unreachable for seconds.
 fn forget_neighbour(bridge: &str, ip: &str) {
+    // Looking costs a file read; `ip` is a process of its own, run only when there is an entry.
+    let arp = std::fs::read_to_string("/proc/net/arp").unwrap_or_default();
+    let known = arp.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.first() == Some(&ip) && fields.last() == Some(&bridge)
+    });
+    if !known {
+        return;
+    }
     let out = Command::new("ip")
         .args(["neigh", "del", ip, "dev", bridge])
         .stdin(Stdio::null())
@@ -356,14 +442,102 @@ fn forget_neighbour(bridge: &str, ip: &str) {
 }
 
 fn teardown_network(cfg: &NetworkConfig, id: &str, netns: &str) -> Result<()> {
-    let path = Path::new("/run/netns").join(netns);
-    // DEL in reverse order; both are idempotent. Loopback last: its DEL downs lo.
+    let path = Path::new(NETNS_DIR).join(netns);
     let bridge = cni(cfg, "DEL", "bridge", &bridge_conf(cfg), id, &path, "eth0");
-    let lo = cni(cfg, "DEL", "loopback", &loopback_conf(), id, &path, "lo");
     if path.exists() {
-        run(Command::new("ip").args(["netns", "delete", netns]))?;
+        delete_netns(&path)?;
     }
-    bridge.and(lo).map(|_| ())
+    bridge.map(|_| ())
+}
+
+/// Where network namespaces are pinned, as `ip netns` keeps them.
+const NETNS_DIR: &str = "/run/netns";
+
+/// Makes a network namespace pinned at `path` (what `ip netns add` does, without a process of
+/// its own per pod) with its loopback interface up (what the CNI loopback plugin would do).
+fn add_netns(path: &Path) -> Result<()> {
+    use nix::mount::{mount, MsFlags};
+    let dir = Path::new(NETNS_DIR);
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    // As `ip` does: the directory is a shared mount, so that other mount namespaces see pins.
+    let shared = MsFlags::MS_SHARED | MsFlags::MS_REC;
+    if mount(None::<&str>, dir, None::<&str>, shared, None::<&str>).is_err() {
+        let bind = MsFlags::MS_BIND | MsFlags::MS_REC;
+        mount(Some(dir), dir, None::<&str>, bind, None::<&str>)
+            .and_then(|_| mount(None::<&str>, dir, None::<&str>, shared, None::<&str>))
+            .map_err(|e| Error::io(dir, e.into()))?;
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    let target = path.to_path_buf();
+    // A thread of its own enters the new namespace, so no other thread's namespace changes.
+    let pinned = std::thread::Builder::new()
+        .name("netns-add".into())
+        .spawn(move || -> std::io::Result<()> {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)?;
+            let own = "/proc/thread-self/ns/net";
+            mount(
+                Some(own),
+                &target,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )?;
+            loopback_up()
+        })
+        .map_err(|e| Error::io(path, e))?
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the namespace thread panicked")));
+    if let Err(e) = pinned {
+        let _ = delete_netns(path);
+        return Err(Error::io(path, e));
+    }
+    Ok(())
+}
+
+/// Sets `lo` up in the calling thread's network namespace.
+fn loopback_up() -> std::io::Result<()> {
+    use nix::libc;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: a plain socket call; its result is checked and owned below.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a socket this function just opened and nothing else owns.
+    let socket = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: ifreq is plain data; all zeroes is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (slot, byte) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *slot = *byte as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write `req`, which lives across both calls.
+    unsafe {
+        if libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(socket.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Unpins and removes the network namespace at `path` (what `ip netns delete` does).
+fn delete_netns(path: &Path) -> Result<()> {
+    use nix::mount::{umount2, MntFlags};
+    match umount2(path, MntFlags::MNT_DETACH) {
+        Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
+        Err(e) => return Err(Error::io(path, e.into())),
+    }
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path, e)),
+        _ => Ok(()),
+    }
 }
 
 /// Stops the pause process, releases the IP and removes the netns and the sandbox record.

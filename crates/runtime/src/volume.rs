@@ -130,20 +130,30 @@ fn walk_files(dir: &Path) -> Vec<PathBuf> {
 /// Makes `dir` a tmpfs (`emptyDir` with `medium: Memory`) of at most `size` bytes, unless it is
 /// one already.
 pub fn mount_tmpfs(dir: &Path, size: Option<u64>) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    if is_mount_point(dir) {
-        return Ok(());
-    }
     let mut options = "mode=0777".to_string();
     if let Some(size) = size {
         options.push_str(&format!(",size={size}"));
+    }
+    mount_tmpfs_with(dir, &options)
+}
+
+/// Makes `dir` a tmpfs only root may enter, unless it is a mount already: for state that must
+/// not outlive a boot (the runtime's, which describes processes a reboot ends).
+pub fn mount_private_tmpfs(dir: &Path) -> Result<()> {
+    mount_tmpfs_with(dir, "mode=0700")
+}
+
+fn mount_tmpfs_with(dir: &Path, options: &str) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    if is_mount_point(dir) {
+        return Ok(());
     }
     nix::mount::mount(
         Some("tmpfs"),
         dir,
         Some("tmpfs"),
         nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
-        Some(options.as_str()),
+        Some(options),
     )
     .map_err(|e| Error::io(dir, e.into()))
 }

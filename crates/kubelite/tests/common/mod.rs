@@ -466,7 +466,7 @@ pub fn wait_for(c: &Cluster, pod: &str, secs: u64, want: &str, f: impl Fn() -> S
 
 /// Removes whatever an agent with this state dir left on the machine (after a failed test).
 pub fn sweep_node(state: &Path, bridge: &str) {
-    let oci = state.join("runtime").join("oci");
+    let oci = state.join("run").join("oci");
     if let Ok(out) = Command::new("crun")
         .arg("--root")
         .arg(&oci)

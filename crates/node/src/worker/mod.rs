@@ -51,8 +51,9 @@ mod init;
 
 /// How long a stopped container's exit code may take to appear before it is taken as killed.
 const EXIT_FILE_WAIT: Duration = Duration::from_secs(2);
-/// How often a worker looks at its containers when nothing else wakes it.
-const POLL: Duration = Duration::from_millis(500);
+/// How often a worker looks at its containers when nothing else wakes it (the kubelet relists
+/// its containers every second too).
+const POLL: Duration = Duration::from_secs(1);
 /// How soon it looks again when something is under way.
 const SOON: Duration = Duration::from_millis(10);
 /// How often a running container's state is asked of the runtime when nothing says it ended.
@@ -301,7 +302,7 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
         let mut failed = false;
         for v in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
             let made = self.volumes.made.get(&v.name);
-            if made.is_some_and(|(source, _)| !matches!(source, Source::Files(_))) {
+            if made.is_some_and(|(source, _)| !matches!(source, Source::Files { .. })) {
                 continue;
             }
             let resolved = volumes::resolve(&*self.api, pod, v, &mut self.volumes.tokens).await;
@@ -795,6 +796,8 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
         self.machine.save(pod, &c.name, &record);
         t.current = Some(instance);
         t.running_since = Some(Instant::now());
+        // The runtime has just said it started: no need to ask it again until it exits.
+        t.state_asked_at = t.running_since;
         t.probes = probers(c, Instant::now());
         t.waiting = None;
         t.start_retry_at = None;
@@ -901,8 +904,9 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
         if let Err(err) = self.machine.kill(id, Signal::Term).await {
             tracing::warn!(%err, "sending SIGTERM failed");
         }
-        let deadline = Instant::now() + grace;
-        while Instant::now() < deadline {
+        // A grace period past what a clock can count (the API allows any int64) never ends.
+        let deadline = Instant::now().checked_add(grace);
+        while deadline.is_none_or(|d| Instant::now() < d) {
             match self.machine.state(id).await {
                 Ok(Some(RunState::Running)) | Err(_) => tokio::time::sleep(STOP_POLL).await,
                 _ => return,
