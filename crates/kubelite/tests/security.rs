@@ -29,8 +29,11 @@ spec:
         capabilities: {drop: [ALL]}
       volumeMounts:
         - {name: scratch, mountPath: /scratch}
+        - {name: secret, mountPath: /secret}
   volumes:
     - {name: scratch, emptyDir: {}}
+    # Mode 0400, owned by root: user 1000 reads it only as a member of the fsGroup.
+    - {name: secret, secret: {secretName: locked-secret, defaultMode: 256}}
 ";
 
 fn exec(c: &Cluster, pod: &str, script: &str) -> Out {
@@ -52,6 +55,9 @@ fn a_locked_down_pod_runs_as_its_security_context_says() {
     require_container_host();
     let c = Cluster::start_with_agent(&[]);
     c.file("locked.yaml", LOCKED_DOWN);
+    let secret = ["create", "secret", "generic", "locked-secret"];
+    c.kubectl(&[&secret[..], &["--from-literal=key=value"]].concat())
+        .ok();
     c.kubectl(&["apply", "-f", "locked.yaml"]).ok();
     wait_running(&c, "locked");
     let id = exec(&c, "locked", "id").ok().to_string();
@@ -62,6 +68,16 @@ fn a_locked_down_pod_runs_as_its_security_context_says() {
     exec(&c, "locked", "touch /scratch/ok && ls -ln /scratch/ok").ok();
     let group = exec(&c, "locked", "stat -c %g /scratch").ok().to_string();
     assert_eq!(group.trim(), "2000", "the fsGroup owns the emptyDir");
+    let secret = exec(
+        &c,
+        "locked",
+        "stat -L -c %g:%a /secret/key && cat /secret/key",
+    );
+    assert_eq!(
+        secret.ok().lines().collect::<Vec<_>>(),
+        ["2000:440", "value"],
+        "the fsGroup owns the secret volume and may read it"
+    );
     assert_eq!(proc_status(&c, "locked", "CapEff"), "0000000000000000");
     assert_eq!(proc_status(&c, "locked", "NoNewPrivs"), "1");
     assert_eq!(proc_status(&c, "locked", "Seccomp"), "2");

@@ -469,11 +469,15 @@ fn make_volume(dir: &Path, source: &Source) -> MachineResult<PathBuf> {
             runtime::volume::check_host_path(path, kind).map_err(MachineError::Other)?;
             Ok(path.clone())
         }
-        Source::Files { files, memory } => {
+        Source::Files {
+            files,
+            memory,
+            fs_group,
+        } => {
             if *memory {
                 runtime::volume::mount_tmpfs(dir, None)?;
             }
-            runtime::volume::write_atomic(dir, files)?;
+            runtime::volume::write_atomic(dir, files, *fs_group)?;
             Ok(dir.to_path_buf())
         }
     }

@@ -299,7 +299,7 @@ async fn health_check(stream: TcpStream, addr: &SocketAddr, service: &str) -> Re
     let mut message = Vec::new();
     if !service.is_empty() {
         message.push(0x0a);
-        message.push(service.len() as u8);
+        push_varint(&mut message, service.len() as u64);
         message.extend_from_slice(service.as_bytes());
     }
     let mut frame = vec![0];
@@ -331,10 +331,97 @@ async fn health_check(stream: TcpStream, addr: &SocketAddr, service: &str) -> Re
         ));
     }
     let body = collected.to_bytes();
-    // HealthCheckResponse { status = 1 (varint) } after the 5-byte frame header.
+    // HealthCheckResponse { status = 1 (varint) } after the 5-byte frame header; a message
+    // without the field is the default, UNKNOWN.
     match body.get(5..) {
         Some([0x08, status, ..]) => Ok(u64::from(*status)),
         Some(_) => Ok(0),
         None => Err("rpc error: no response message".into()),
+    }
+}
+
+/// Protobuf's base-128 varint.
+fn push_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8 & 0x7f) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::body::Incoming;
+
+    /// A gRPC health server on loopback that answers `status` and records the request body.
+    async fn health_server(status: u8, seen: Arc<std::sync::Mutex<Vec<u8>>>) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.expect("accept");
+            let service = hyper::service::service_fn(move |req: http::Request<Incoming>| {
+                let seen = seen.clone();
+                async move {
+                    assert_eq!(req.uri().path(), "/grpc.health.v1.Health/Check");
+                    let body = req.into_body().collect().await?.to_bytes();
+                    seen.lock().expect("lock").extend_from_slice(&body);
+                    let frame = Bytes::from(vec![0, 0, 0, 0, 2, 0x08, status]);
+                    let mut trailers = http::HeaderMap::new();
+                    trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+                    let body = http_body_util::StreamBody::new(futures::stream::iter([
+                        Ok::<_, hyper::Error>(hyper::body::Frame::data(frame)),
+                        Ok(hyper::body::Frame::trailers(trailers)),
+                    ]));
+                    Ok::<_, hyper::Error>(http::Response::new(body))
+                }
+            });
+            let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn health_checks_speak_grpc_and_read_the_serving_status() {
+        let long_service = "s".repeat(200);
+        for (status, service, want) in [
+            (1, "", Ok(1)),
+            (2, "kuard", Ok(2)),
+            (1, long_service.as_str(), Ok(1)),
+        ] {
+            let seen = Arc::default();
+            let addr = health_server(status, Arc::clone(&seen)).await;
+            let stream = TcpStream::connect(addr).await.expect("connect");
+            let got = health_check(stream, &addr, service).await;
+            assert_eq!(got, want, "{service}");
+            // The request: a frame holding HealthCheckRequest { service }.
+            let body = seen.lock().expect("lock").clone();
+            let mut message = Vec::new();
+            if !service.is_empty() {
+                message.push(0x0a);
+                push_varint(&mut message, service.len() as u64);
+                message.extend_from_slice(service.as_bytes());
+            }
+            assert_eq!(
+                &body[..5],
+                &[&[0u8][..], &(message.len() as u32).to_be_bytes()].concat()[..]
+            );
+            assert_eq!(&body[5..], &message[..]);
+        }
+        assert_eq!(serving_status(2), "NOT_SERVING");
+    }
+
+    #[test]
+    fn varints_are_base_128() {
+        let mut out = Vec::new();
+        push_varint(&mut out, 200);
+        assert_eq!(out, [0xc8, 0x01]);
+        out.clear();
+        push_varint(&mut out, 5);
+        assert_eq!(out, [5]);
     }
 }

@@ -29,10 +29,11 @@ pub enum Source {
     },
     /// Files the node writes (configMap, secret, downwardAPI, projected), kept up to date; in
     /// `memory` (a tmpfs, as the kubelet keeps all but configMap volumes, so that secrets never
-    /// reach a disk).
+    /// reach a disk); `fs_group` (the pod's `fsGroup`) owns them.
     Files {
         files: Vec<File>,
         memory: bool,
+        fs_group: Option<u32>,
     },
 }
 
@@ -141,6 +142,15 @@ impl Tokens {
     }
 }
 
+/// The pod's `fsGroup`, which owns the volumes that support ownership.
+fn fs_group(pod: &Pod) -> Option<u32> {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.security_context.as_ref())
+        .and_then(|sc| sc.fs_group)
+        .and_then(|g| u32::try_from(g).ok())
+}
+
 /// What `v` is, reading what it projects from the API.
 pub async fn resolve<A: PodApi>(
     api: &A,
@@ -156,12 +166,7 @@ pub async fn resolve<A: PodApi>(
                 .as_ref()
                 .and_then(|q| api::quantity::parse(&q.0))
                 .map(|n| api::quantity::to_units(n).max(0) as u64),
-            fs_group: pod
-                .spec
-                .as_ref()
-                .and_then(|s| s.security_context.as_ref())
-                .and_then(|sc| sc.fs_group)
-                .and_then(|g| u32::try_from(g).ok()),
+            fs_group: fs_group(pod),
         });
     }
     if let Some(h) = &v.host_path {
@@ -187,7 +192,11 @@ pub async fn resolve<A: PodApi>(
         files = projected(api, pod, v, p, tokens).await?;
     }
     let memory = v.config_map.is_none();
-    Ok(Source::Files { files, memory })
+    Ok(Source::Files {
+        files,
+        memory,
+        fs_group: fs_group(pod),
+    })
 }
 
 async fn projected<A: PodApi>(
@@ -477,6 +486,7 @@ mod tests {
                     Source::Files {
                         files: vec![],
                         memory: false,
+                        fs_group: None,
                     },
                     vol.clone(),
                 ),

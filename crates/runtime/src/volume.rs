@@ -33,9 +33,22 @@ pub fn is_contained(path: &str) -> bool {
             .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
 }
 
-/// Makes `dir` hold exactly `files`, switching from the old contents in one rename. Returns
-/// whether anything changed.
-pub fn write_atomic(dir: &Path, files: &[File]) -> Result<bool> {
+/// Makes `dir` hold exactly `files`, switching from the old contents in one rename; with a
+/// `group` (the pod's `fsGroup`) what is written belongs to that group and is readable by it, as
+/// the kubelet sets up volume ownership. Returns whether anything changed.
+pub fn write_atomic(dir: &Path, files: &[File], group: Option<u32>) -> Result<bool> {
+    let files: Vec<File> = files
+        .iter()
+        .map(|f| File {
+            mode: if group.is_some() {
+                f.mode | 0o440
+            } else {
+                f.mode
+            },
+            ..f.clone()
+        })
+        .collect();
+    let files = &files[..];
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     if let Some(bad) = files.iter().find(|f| !is_contained(&f.path)) {
         return Err(Error::Command {
@@ -48,7 +61,7 @@ pub fn write_atomic(dir: &Path, files: &[File]) -> Result<bool> {
     }
     let current = std::fs::read_link(dir.join(DATA_LINK)).ok();
     if let Some(cur) = &current {
-        if same_contents(&dir.join(cur), files) {
+        if same_contents(&dir.join(cur), files, group) {
             return Ok(false);
         }
     }
@@ -68,6 +81,9 @@ pub fn write_atomic(dir: &Path, files: &[File]) -> Result<bool> {
         std::fs::write(&path, &f.data).map_err(io(&path))?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(f.mode & 0o7777))
             .map_err(io(&path))?;
+    }
+    if let Some(gid) = group {
+        give_to_group(&fresh, gid)?;
     }
     let tmp_link = dir.join("..data_tmp");
     let _ = std::fs::remove_file(&tmp_link);
@@ -103,15 +119,39 @@ fn link_top_level(dir: &Path, files: &[File]) -> Result<()> {
     Ok(())
 }
 
-fn same_contents(current: &Path, files: &[File]) -> bool {
+fn same_contents(current: &Path, files: &[File], group: Option<u32>) -> bool {
+    use std::os::unix::fs::MetadataExt;
     let count = walk_files(current).len();
     count == files.len()
         && files.iter().all(|f| {
             let path = current.join(&f.path);
             std::fs::read(&path).is_ok_and(|d| d == f.data)
-                && std::fs::metadata(&path)
-                    .is_ok_and(|m| m.permissions().mode() & 0o7777 == f.mode & 0o7777)
+                && std::fs::metadata(&path).is_ok_and(|m| {
+                    m.permissions().mode() & 0o7777 == f.mode & 0o7777
+                        && group.is_none_or(|gid| m.gid() == gid)
+                })
         })
+}
+
+/// Gives `dir` and everything in it to group `gid`; directories get the setgid bit, so that
+/// what is made in them later belongs to the group too.
+fn give_to_group(dir: &Path, gid: u32) -> Result<()> {
+    std::os::unix::fs::lchown(dir, None, Some(gid)).map_err(io(dir))?;
+    let mode = std::fs::metadata(dir)
+        .map_err(io(dir))?
+        .permissions()
+        .mode();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o2000))
+        .map_err(io(dir))?;
+    for entry in std::fs::read_dir(dir).map_err(io(dir))?.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            give_to_group(&path, gid)?;
+        } else {
+            std::os::unix::fs::lchown(&path, None, Some(gid)).map_err(io(&path))?;
+        }
+    }
+    Ok(())
 }
 
 fn walk_files(dir: &Path) -> Vec<PathBuf> {
@@ -267,7 +307,7 @@ mod tests {
     fn updates_swap_the_whole_directory_at_once() {
         let dir = tempfile::tempdir().expect("tempdir");
         let v = dir.path().join("cfg");
-        assert!(write_atomic(&v, &[file("a", "1"), file("sub/b", "2")]).expect("write"));
+        assert!(write_atomic(&v, &[file("a", "1"), file("sub/b", "2")], None).expect("write"));
         assert_eq!(std::fs::read_to_string(v.join("a")).expect("a"), "1");
         assert_eq!(std::fs::read_to_string(v.join("sub/b")).expect("b"), "2");
         assert_eq!(
@@ -275,8 +315,8 @@ mod tests {
             Path::new("..data/a")
         );
         let first = std::fs::read_link(v.join("..data")).expect("data");
-        assert!(!write_atomic(&v, &[file("a", "1"), file("sub/b", "2")]).expect("same"));
-        assert!(write_atomic(&v, &[file("a", "3")]).expect("update"));
+        assert!(!write_atomic(&v, &[file("a", "1"), file("sub/b", "2")], None).expect("same"));
+        assert!(write_atomic(&v, &[file("a", "3")], None).expect("update"));
         assert_eq!(std::fs::read_to_string(v.join("a")).expect("a"), "3");
         assert!(
             std::fs::symlink_metadata(v.join("sub")).is_err(),
@@ -293,8 +333,8 @@ mod tests {
     #[test]
     fn paths_may_not_leave_the_volume() {
         let dir = tempfile::tempdir().expect("tempdir");
-        assert!(write_atomic(dir.path(), &[file("../x", "1")]).is_err());
-        assert!(write_atomic(dir.path(), &[file("/etc/x", "1")]).is_err());
+        assert!(write_atomic(dir.path(), &[file("../x", "1")], None).is_err());
+        assert!(write_atomic(dir.path(), &[file("/etc/x", "1")], None).is_err());
         assert!(is_contained("a/b.txt"));
         assert!(!is_contained("a/../../b"));
     }
