@@ -62,6 +62,23 @@ struct PodNetwork {
     /// Resources kept for the system, not allocatable to pods: `cpu=500m,memory=1Gi`.
     #[arg(long, default_value = "", value_parser = parse_reserved)]
     system_reserved: api::resources::Resources,
+    /// A container log past this size is rotated (the kubelet's `containerLogMaxSize`).
+    #[arg(long, default_value = "10Mi", value_parser = parse_bytes)]
+    container_log_max_size: u64,
+    /// How many files of a container's log are kept, the current one included.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(2..))]
+    container_log_max_files: u16,
+    /// Seconds between looks at the container logs' sizes.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    container_log_monitor_seconds: u64,
+}
+
+/// A size quantity (`10Mi`) in bytes.
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    api::quantity::parse(text)
+        .filter(|q| *q > 0)
+        .map(|q| api::quantity::to_units(q) as u64)
+        .ok_or_else(|| format!("{text:?} is not a size"))
 }
 
 /// A memory quantity (`256Gi`) in KiB.
@@ -122,6 +139,11 @@ impl PodNetwork {
             ca_pem,
             state_dir,
             api_server,
+            log_rotation: node::log_rotation::Policy {
+                max_size: self.container_log_max_size,
+                max_files: usize::from(self.container_log_max_files),
+                interval: Duration::from_secs(self.container_log_monitor_seconds),
+            },
         })
     }
 }

@@ -205,6 +205,7 @@ fn deleted_pods_leave_nothing_behind() {
     let c = Cluster::start_with_agent(&[]);
     let state = c.data_dir().join("agent");
     let mut uids: Vec<String> = Vec::new();
+    let mut pauses: Vec<i64> = Vec::new();
     // 50 create/delete cycles, two pods at a time.
     for round in 0..25 {
         c.file("gen.yaml", GENERIC_POD);
@@ -228,6 +229,11 @@ fn deleted_pods_leave_nothing_behind() {
         );
         let listed = c.kubectl(&["get", "pods", "-o", "jsonpath={.items[*].metadata.uid}"]);
         uids.extend(listed.ok().split_whitespace().map(str::to_string));
+        pauses.extend(
+            leftovers(&state)
+                .iter()
+                .filter_map(|s| s["pause_pid"].as_i64()),
+        );
         c.kubectl(&["delete", "pods", "--all", "--timeout=60s"])
             .ok();
     }
@@ -242,10 +248,6 @@ fn deleted_pods_leave_nothing_behind() {
             .any(|l| l.contains(&prefix) && !l.contains(&own)),
         "mounts left:\n{mounts}"
     );
-    let containers = std::fs::read_dir(state.join("run").join("oci"))
-        .unwrap()
-        .count();
-    assert_eq!(containers, 0, "the runtime still holds containers");
     assert!(leftovers(&state).is_empty(), "sandboxes left");
     let netns = String::from_utf8(
         Command::new("ip")
@@ -260,10 +262,31 @@ fn deleted_pods_leave_nothing_behind() {
             !netns.contains(&format!("kl-{}", &uid[..20])),
             "netns of pod {uid} left"
         );
-        for controller in ["memory", "cpu", "pids"] {
-            let cgroup = format!("/sys/fs/cgroup/{controller}/kubelite/pod{uid}");
+        // cgroup v1 has a hierarchy per controller, v2 one for all.
+        let unified = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+        let hierarchies: &[&str] = if unified {
+            &[""]
+        } else {
+            &["memory/", "cpu/", "pids/"]
+        };
+        for h in hierarchies {
+            let cgroup = format!("/sys/fs/cgroup/{h}kubelite/pod{uid}");
             assert!(!std::path::Path::new(&cgroup).exists(), "{cgroup} left");
         }
+    }
+    assert_eq!(pauses.len(), 50, "a pause process per pod");
+    for pid in pauses {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&cmdline).contains("catatonit"),
+            "pause process {pid} left"
+        );
+    }
+    for dir in ["logs", "run/exits", "run/sockets", "run/oci"] {
+        let left: Vec<_> = std::fs::read_dir(state.join(dir))
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{dir} still holds {left:?}");
     }
     let uids_dir = std::fs::read_dir(state.join("pods"))
         .map(|d| d.count())
@@ -826,4 +849,76 @@ fn image_pull_secrets_log_in_to_a_private_registry() {
     c.file("private.yaml", &pod("private", true));
     c.kubectl(&["apply", "-f", "private.yaml"]).ok();
     wait_running(&c, "private");
+}
+
+#[test]
+fn container_logs_are_rotated_and_kept_to_a_number_of_files() {
+    require_container_host();
+    let c = Cluster::start_with_agent(&[
+        "--container-log-max-size",
+        "64Ki",
+        "--container-log-max-files",
+        "3",
+        "--container-log-monitor-seconds",
+        "1",
+    ]);
+    // About 90 KiB a second, each line numbered.
+    c.file(
+        "chatty.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: chatty\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: talk\n    image: gcr.io/kuar-demo/kuard-amd64:1\n    command: [sh, -c, 'i=0; pad=$(printf %0900d 0); while true; do i=$((i+1)); echo \"line $i $pad\"; sleep 0.01; done']\n",
+    );
+    c.kubectl(&["apply", "-f", "chatty.yaml"]).ok();
+    wait_running(&c, "chatty");
+    let uid = c.pod_field("chatty", "{.metadata.uid}");
+    let dir = c
+        .data_dir()
+        .join("agent/logs")
+        .join(format!("default_chatty_{uid}"))
+        .join("talk");
+    let files = || -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let mut rotations = 0;
+    for _ in 0..40 {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        let names = files();
+        assert!(names.len() <= 3, "more files than kept: {names:?}");
+        rotations = names.iter().filter(|n| n.starts_with("0.log.")).count();
+        if rotations == 2 {
+            break;
+        }
+    }
+    assert_eq!(rotations, 2, "rotated files: {:?}", files());
+    // conmon writes to the reopened file, which `kubectl logs` reads: the newest lines.
+    let numbers = |text: &str| -> Vec<u64> {
+        text.lines()
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .collect()
+    };
+    let rotated = files()
+        .into_iter()
+        .find(|n| n != "0.log")
+        .expect("a rotated file");
+    let old = numbers(&std::fs::read_to_string(dir.join(rotated)).unwrap_or_default());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let current = numbers(c.kubectl(&["logs", "chatty"]).ok());
+    assert!(
+        current.first() > old.last(),
+        "kubectl logs shows lines written after the rotation"
+    );
+    assert!(
+        current.windows(2).all(|w| w[1] == w[0] + 1),
+        "no line lost within the file"
+    );
+    assert_eq!(
+        c.pod_field("chatty", "{.status.containerStatuses[0].restartCount}"),
+        "0"
+    );
 }

@@ -15,6 +15,7 @@ pub mod join;
 pub mod kube_api;
 pub mod lifecycle;
 pub mod linux;
+pub mod log_rotation;
 pub mod logs;
 pub mod machine;
 pub mod pressure;
@@ -68,6 +69,8 @@ pub struct Config {
     pub system_reserved: api::resources::Resources,
     /// Where the agent reaches the API server (pods are told an address that leads there).
     pub api_server: Option<std::net::SocketAddr>,
+    /// When container logs are rotated.
+    pub log_rotation: log_rotation::Policy,
 }
 
 /// Memory the kubelet's default hard eviction threshold (`memory.available<100Mi`) keeps free.
@@ -464,6 +467,11 @@ pub async fn run(client: kube::Client, config: Config) -> Result<(), Error> {
             instance: Some(config.node_name.clone()),
         },
     );
+    tokio::spawn(log_rotation::run(
+        config.state_dir.clone(),
+        rt.exits.clone(),
+        config.log_rotation,
+    ));
     let server = std::sync::Arc::new(server::NodeServer {
         logs_dir: linux::logs_dir(&config.state_dir),
         exits_dir: rt.exits.clone(),

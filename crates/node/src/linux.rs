@@ -80,14 +80,18 @@ impl LinuxMachine {
         self.state_dir.join("pods").join(uid(pod))
     }
 
+    /// `<logs>/<namespace>_<name>_<uid>`, as the kubelet lays out `/var/log/pods`.
+    fn pod_logs_dir(&self, pod: &Pod) -> PathBuf {
+        logs_dir(&self.state_dir).join(format!(
+            "{}_{}_{}",
+            pod.namespace().unwrap_or_default(),
+            pod.name_any(),
+            uid(pod)
+        ))
+    }
+
     fn log_path(&self, pod: &Pod, container: &str, restart: i32) -> PathBuf {
-        logs_dir(&self.state_dir)
-            .join(format!(
-                "{}_{}_{}",
-                pod.namespace().unwrap_or_default(),
-                pod.name_any(),
-                uid(pod)
-            ))
+        self.pod_logs_dir(pod)
             .join(container)
             .join(format!("{restart}.log"))
     }
@@ -382,8 +386,11 @@ impl Machine for LinuxMachine {
             self.network.clone(),
             cgroup_parent(pod),
         );
+        // The pod's logs go with it, as the kubelet removes them with its containers.
+        let logs = self.pod_logs_dir(pod);
         let done = blocking("tearing down the pod", LONG_CALL_TIMEOUT, move || {
             teardown_dir(&rt, &net, &dir, &cgroup);
+            let _ = std::fs::remove_dir_all(logs);
             Ok(())
         })
         .await;
@@ -494,7 +501,7 @@ fn teardown_dir(rt: &Runtime, net: &NetworkConfig, dir: &Path, cgroup: &str) {
             continue;
         }
         if let Some(id) = path.file_name().and_then(|n| n.to_str()) {
-            let _ = rt.kill(id, "KILL");
+            // A forced delete kills what still runs.
             let _ = rt.delete(id);
         }
         let _ = oci::remove_rootfs(&path);

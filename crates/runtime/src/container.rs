@@ -279,15 +279,22 @@ impl Runtime {
         }
     }
 
+    /// Deletes container `id` (killing it if it still runs) and what conmon kept of it: its
+    /// exit file and its sockets.
     pub fn delete(&self, id: &str) -> Result<()> {
-        match self.run(&["delete", "--force", id]) {
+        let deleted = match self.run(&["delete", "--force", id]) {
             Err(Error::Command { message, .. })
                 if message.contains("does not exist") || message.contains("not found") =>
             {
                 Ok(())
             }
             other => other.map(|_| ()),
+        };
+        if deleted.is_ok() {
+            let _ = std::fs::remove_file(self.exits.join(id));
+            let _ = std::fs::remove_dir_all(self.sockets.join(id));
         }
+        deleted
     }
 
     /// Whether conmon has recorded the container's exit (a stat, cheap enough to ask often).

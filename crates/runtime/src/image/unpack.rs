@@ -71,10 +71,11 @@ impl Compression {
 /// into place only on success.
 pub(crate) fn unpack_layer(blob: &Path, dest: &Path, diff_id: &str) -> Result<()> {
     let file = File::open(blob).map_err(|e| Error::io(blob, e))?;
+    let room = room(dest);
     let mut reader = BufReader::with_capacity(256 * 1024, file);
     let head = reader.fill_buf().map_err(|e| Error::io(blob, e))?;
     let stream: Box<dyn Read> = match Compression::detect(head) {
-        Compression::Gzip => Box::new(MultiGzDecoder::new(reader)),
+        Compression::Gzip => Box::new(Bounded::new(MultiGzDecoder::new(reader), room)),
         Compression::None => Box::new(reader),
         Compression::Zstd => {
             return Err(bad_layer(
@@ -90,6 +91,7 @@ pub(crate) fn unpack_layer(blob: &Path, dest: &Path, diff_id: &str) -> Result<()
         blob,
         preserve_owner: nix::unistd::geteuid().is_root(),
         dirs: Vec::new(),
+        room: std::cell::Cell::new(room),
     };
     let entries = archive
         .entries()
@@ -112,6 +114,42 @@ pub(crate) fn unpack_layer(blob: &Path, dest: &Path, diff_id: &str) -> Result<()
         });
     }
     Ok(())
+}
+
+/// How much a layer may unpack to: the free space of `dest`'s filesystem less the share the
+/// kubelet's default eviction threshold keeps free (`nodefs.available<10%`). A compressed layer
+/// that inflates past it (a "gzip bomb") fails instead of filling the disk.
+fn room(dest: &Path) -> u64 {
+    match nix::sys::statvfs::statvfs(dest) {
+        Ok(fs) => {
+            let block = fs.fragment_size();
+            let free = fs.blocks_available() * block;
+            free.saturating_sub(fs.blocks() * block / 10)
+        }
+        Err(_) => u64::MAX,
+    }
+}
+
+/// A reader that fails once more than `limit` bytes came through it.
+struct Bounded<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R> Bounded<R> {
+    fn new(inner: R, limit: u64) -> Self {
+        Bounded { inner, left: limit }
+    }
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.left = self.left.checked_sub(n as u64).ok_or_else(|| {
+            io::Error::other("the layer unpacks to more than the disk has room for")
+        })?;
+        Ok(n)
+    }
 }
 
 fn bad_layer(blob: &Path, reason: impl Into<String>) -> Error {
@@ -142,6 +180,9 @@ struct Unpacker<'a> {
     blob: &'a Path,
     preserve_owner: bool,
     dirs: Vec<DirAttrs>,
+    /// What the files may still take of the disk (sparse entries included, whose holes would be
+    /// written out).
+    room: std::cell::Cell<u64>,
 }
 
 impl Unpacker<'_> {
@@ -291,9 +332,11 @@ impl Unpacker<'_> {
             .map_err(|e| Error::io(&target, e))?;
         {
             let mut out = BufWriter::with_capacity(128 * 1024, &file);
-            io::copy(data, &mut out)
+            let mut bounded = Bounded::new(data, self.room.get());
+            io::copy(&mut bounded, &mut out)
                 .and_then(|_| out.flush())
                 .map_err(|e| Error::io(&target, e))?;
+            self.room.set(bounded.left);
         }
         if self.preserve_owner {
             std::os::unix::fs::fchown(&file, Some(attrs.uid), Some(attrs.gid))
@@ -553,16 +596,68 @@ fn privileged(path: &Path, error: io::Error, hint: &str) -> Error {
     }
 }
 
+/// The latest mtime kept (the end of the year 9999); a layer may claim any 64-bit time.
+const LATEST_MTIME: u64 = 253_402_300_799;
+
 fn unix_time(secs: u64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    SystemTime::UNIX_EPOCH + Duration::from_secs(secs.min(LATEST_MTIME))
 }
 
 /// Sets atime and mtime of `path` itself (a symlink is not followed).
 fn set_link_mtime(path: &Path, mtime: u64) -> Result<()> {
-    let time = TimeVal::new(i64::try_from(mtime).unwrap_or(i64::MAX), 0);
+    let time = TimeVal::new(mtime.min(LATEST_MTIME) as i64, 0);
     stat::lutimes(path, &time, &time).map_err(|errno| Error::io(path, errno.into()))
 }
 
 fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_layer_claiming_any_mtime_unpacks() {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, mtime) in [("far", u64::MAX), ("near", 1_700_000_000)] {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_mode(0o644);
+            header.set_size(1);
+            header.set_mtime(mtime);
+            header.set_uid(0);
+            header.set_gid(0);
+            builder
+                .append_data(&mut header, name, &b"x"[..])
+                .expect("append");
+        }
+        let tar = builder.into_inner().expect("tar");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let blob = dir.path().join("blob");
+        std::fs::write(&blob, &tar).expect("write");
+        let dest = dir.path().join("root");
+        std::fs::create_dir(&dest).expect("dest");
+        let diff_id = super::super::blobs::digest_of(&tar);
+        unpack_layer(&blob, &dest, &diff_id).expect("unpacked");
+        let far = std::fs::metadata(dest.join("far")).expect("far").mtime();
+        assert!(far > 1_700_000_000, "{far}");
+        let near = std::fs::metadata(dest.join("near")).expect("near").mtime();
+        assert_eq!(near, 1_700_000_000);
+    }
+
+    #[test]
+    fn a_stream_past_its_bound_fails() {
+        let mut out = Vec::new();
+        let mut small = Bounded::new(&[7u8; 100][..], 10);
+        let err = small.read_to_end(&mut out).expect_err("bounded");
+        assert!(
+            err.to_string().contains("more than the disk has room for"),
+            "{err}"
+        );
+        let mut fits = Bounded::new(&[7u8; 100][..], 100);
+        out.clear();
+        assert_eq!(fits.read_to_end(&mut out).expect("fits"), 100);
+        assert!(room(Path::new("/")) > 0);
+    }
 }
