@@ -282,7 +282,7 @@ fn deleted_pods_leave_nothing_behind() {
             "pause process {pid} left"
         );
     }
-    for dir in ["logs", "run/exits", "run/sockets", "run/oci"] {
+    for dir in ["logs", "run/exits", "run/sockets", "run/oci", "run/conmon"] {
         let left: Vec<_> = std::fs::read_dir(state.join(dir))
             .map(|d| d.flatten().map(|e| e.file_name()).collect())
             .unwrap_or_default();
@@ -921,4 +921,53 @@ fn container_logs_are_rotated_and_kept_to_a_number_of_files() {
         c.pod_field("chatty", "{.status.containerStatuses[0].restartCount}"),
         "0"
     );
+}
+
+#[test]
+fn a_container_whose_conmon_died_ends_failed_not_succeeded() {
+    require_container_host();
+    let c = Cluster::start_with_agent(&[]);
+    c.file(
+        "orphan.yaml",
+        &KUARD_POD
+            .replace("kubernetes-up-and-running", "orphan")
+            .replace("spec:\n", "spec:\n  restartPolicy: Never\n"),
+    );
+    c.kubectl(&["apply", "-f", "orphan.yaml"]).ok();
+    wait_running(&c, "orphan");
+    let id = c.pod_field("orphan", "{.status.containerStatuses[0].containerID}");
+    let id = id
+        .split_once("://")
+        .map(|(_, id)| id.to_string())
+        .expect("an ID");
+    let run = c.data_dir().join("agent/run");
+    let conmon = std::fs::read_to_string(run.join("conmon").join(format!("{id}.pid")))
+        .expect("conmon's pid file");
+    let state = Command::new("crun")
+        .arg("--root")
+        .arg(run.join("oci"))
+        .args(["state", &id])
+        .output()
+        .expect("crun state");
+    let state: serde_json::Value = serde_json::from_slice(&state.stdout).expect("state JSON");
+    let pid = state["pid"]
+        .as_i64()
+        .expect("the container's pid")
+        .to_string();
+    // Its monitor goes first, then the container: nobody writes its exit code down.
+    for victim in [conmon.trim(), pid.as_str()] {
+        assert!(Command::new("kill")
+            .args(["-9", victim])
+            .status()
+            .unwrap()
+            .success());
+    }
+    wait_for(&c, "orphan", 30, "Failed", || {
+        c.pod_field("orphan", "{.status.phase}")
+    });
+    let terminated = c.pod_field(
+        "orphan",
+        "{.status.containerStatuses[0].state.terminated.exitCode} {.status.containerStatuses[0].state.terminated.reason}",
+    );
+    assert_eq!(terminated, "255 Error");
 }

@@ -309,7 +309,8 @@ impl Machine for LinuxMachine {
     }
 
     fn has_exited(&self, id: &str) -> bool {
-        self.runtime.has_exited(id)
+        // Without its conmon a container's end is never written down: ask the runtime.
+        self.runtime.has_exited(id) || !self.runtime.monitor_alive(id)
     }
 
     async fn state(&self, id: &str) -> MachineResult<Option<RunState>> {

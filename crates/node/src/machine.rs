@@ -126,7 +126,8 @@ pub trait Machine: Send + Sync + 'static {
         restart: i32,
         mounts: &[crate::volumes::Mount],
     ) -> impl Future<Output = MachineResult<String>> + Send;
-    /// Whether the container has left its exit code: a cheap check, made often.
+    /// Whether the container may have ended: it left its exit code, or nothing watches it any
+    /// more to leave one. A cheap check, made often; the runtime is asked when it says so.
     fn has_exited(&self, id: &str) -> bool;
     /// The container's state; `None` when the runtime does not know it.
     fn state(&self, id: &str) -> impl Future<Output = MachineResult<Option<RunState>>> + Send;

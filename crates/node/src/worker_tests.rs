@@ -623,7 +623,7 @@ async fn a_runtime_that_cannot_answer_is_not_an_exit() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn an_exit_without_a_code_waits_for_it_then_counts_as_killed() {
+async fn an_exit_without_a_code_waits_for_it_then_counts_as_unknown_not_success() {
     let mut h = Harness::new(one_container("Never", json!({})));
     h.sync().await;
     let id = h.machine.latest("c");
@@ -636,7 +636,9 @@ async fn an_exit_without_a_code_waits_for_it_then_counts_as_killed() {
     );
     h.run_for(Duration::from_secs(2)).await;
     let t = h.api.state("c").terminated.expect("terminated");
-    assert_eq!(t.exit_code, 0);
+    assert_eq!((t.exit_code, t.reason.as_deref()), (255, Some("Error")));
+    assert!(t.message.is_some_and(|m| m.contains("conmon")));
+    assert_eq!(h.api.phase(), "Failed");
 }
 
 #[tokio::test(start_paused = true)]

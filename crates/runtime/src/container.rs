@@ -29,6 +29,8 @@ pub struct Runtime {
     pub exits: PathBuf,
     /// conmon's attach sockets.
     pub sockets: PathBuf,
+    /// `<id>.pid` files with the pid of each container's conmon.
+    pub monitors: PathBuf,
     /// How long one OCI runtime command may take ([`COMMAND_TIMEOUT`]).
     pub command_timeout: std::time::Duration,
 }
@@ -104,9 +106,10 @@ impl Runtime {
             root: state_dir.join("oci"),
             exits: state_dir.join("exits"),
             sockets: state_dir.join("sockets"),
+            monitors: state_dir.join("conmon"),
             command_timeout: COMMAND_TIMEOUT,
         };
-        for d in [&rt.root, &rt.exits, &rt.sockets] {
+        for d in [&rt.root, &rt.exits, &rt.sockets, &rt.monitors] {
             std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
         }
         Ok(rt)
@@ -150,7 +153,7 @@ impl Runtime {
             .arg("-p")
             .arg(bundle.join("pidfile"))
             .arg("-P")
-            .arg(bundle.join("conmon.pid"))
+            .arg(self.monitor_pidfile(id))
             .arg("--exit-dir")
             .arg(&self.exits)
             .arg("--persist-dir")
@@ -293,8 +296,26 @@ impl Runtime {
         if deleted.is_ok() {
             let _ = std::fs::remove_file(self.exits.join(id));
             let _ = std::fs::remove_dir_all(self.sockets.join(id));
+            let _ = std::fs::remove_file(self.monitor_pidfile(id));
         }
         deleted
+    }
+
+    fn monitor_pidfile(&self, id: &str) -> PathBuf {
+        self.monitors.join(format!("{id}.pid"))
+    }
+
+    /// Whether the conmon watching container `id` still runs (two small reads, cheap enough to
+    /// ask often). Without conmon nobody records the container's exit. Unknown counts as alive.
+    pub fn monitor_alive(&self, id: &str) -> bool {
+        let Ok(pid) = std::fs::read_to_string(self.monitor_pidfile(id)) else {
+            return true;
+        };
+        let Ok(pid) = pid.trim().parse::<u32>() else {
+            return true;
+        };
+        // A pid is reused once its process is gone: it must still be a conmon.
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "conmon")
     }
 
     /// Whether conmon has recorded the container's exit (a stat, cheap enough to ask often).
@@ -344,6 +365,7 @@ mod tests {
             root: dir.join("root"),
             exits: dir.join("exits"),
             sockets: dir.join("sockets"),
+            monitors: dir.join("conmon"),
             command_timeout: std::time::Duration::from_millis(300),
         }
     }

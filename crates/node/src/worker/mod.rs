@@ -51,6 +51,10 @@ mod init;
 
 /// How long a stopped container's exit code may take to appear before it is taken as killed.
 const EXIT_FILE_WAIT: Duration = Duration::from_secs(2);
+/// The exit code of a container whose end nobody recorded (containerd's "unknown exit status").
+const UNKNOWN_EXIT_CODE: i32 = 255;
+const UNKNOWN_EXIT_MESSAGE: &str =
+    "the exit code is unknown: the container's monitor (conmon) was gone when it stopped";
 /// How often a worker looks at its containers when nothing else wakes it (the kubelet relists
 /// its containers every second too).
 const POLL: Duration = Duration::from_secs(1);
@@ -542,7 +546,7 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
         known: bool,
         policy: RestartPolicy,
     ) -> Duration {
-        let exit = self.machine.exit(pod, c, inst).await;
+        let mut exit = self.machine.exit(pod, c, inst).await;
         let code = match exit.code {
             Some(code) => code,
             // The exit code is written just after the runtime reports the container stopped:
@@ -554,7 +558,12 @@ impl<M: Machine, R: PodApi> PodWorker<M, R> {
             }
             // Gone without a word (or killed by the kernel): as SIGKILL.
             None if !known || exit.oom_killed => 137,
-            None => 0,
+            // Stopped, and nobody wrote how: its monitor died before it did. Not a success.
+            None => {
+                exit.message
+                    .get_or_insert_with(|| UNKNOWN_EXIT_MESSAGE.into());
+                UNKNOWN_EXIT_CODE
+            }
         };
         t.exit_seen = None;
         t.last_terminated = Some(ContainerStateTerminated {
