@@ -85,8 +85,22 @@ impl Sandbox {
 
     /// Whether the pause process still holds the namespaces.
     pub fn alive(&self) -> bool {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pause_pid), None).is_ok()
-            && self.netns_path().exists()
+        self.pause_is_ours() && self.netns_path().exists()
+    }
+
+    /// Whether `pause_pid` is still this sandbox's pause process, and not some process that got
+    /// the number after it ended: it must be in the pod's network namespace (for a pod on the
+    /// node's network: be a pause program).
+    fn pause_is_ours(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let proc = PathBuf::from(format!("/proc/{}", self.pause_pid));
+        if self.sharing.host_network {
+            let comm = std::fs::read_to_string(proc.join("comm")).unwrap_or_default();
+            return matches!(comm.trim(), "catatonit" | "kubelite");
+        }
+        let inode = |p: &Path| std::fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
+        let theirs = inode(&proc.join("ns/net"));
+        theirs.is_some() && theirs == inode(&self.netns_path())
     }
 }
 
@@ -542,10 +556,12 @@ fn delete_netns(path: &Path) -> Result<()> {
 
 /// Stops the pause process, releases the IP and removes the netns and the sandbox record.
 pub fn destroy(cfg: &NetworkConfig, sandbox: &Sandbox) -> Result<()> {
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(sandbox.pause_pid),
-        nix::sys::signal::Signal::SIGKILL,
-    );
+    if sandbox.pause_is_ours() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(sandbox.pause_pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
     if !sandbox.sharing.host_network {
         teardown_network(cfg, &sandbox.id, &sandbox.netns)?;
     }
@@ -669,5 +685,34 @@ pub fn os_text(e: &std::io::Error) -> String {
     match text.find(" (os error") {
         Some(i) => text[..i].to_lowercase(),
         None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(pause_pid: i32, host_network: bool) -> Sandbox {
+        Sandbox {
+            id: "test".into(),
+            dir: PathBuf::from("/nonexistent"),
+            netns: "kl-no-such-namespace".into(),
+            ip: "10.0.0.2".into(),
+            pause_pid,
+            hostname: "test".into(),
+            sharing: Sharing {
+                host_network,
+                ..Sharing::default()
+            },
+        }
+    }
+
+    #[test]
+    fn a_pid_that_is_not_the_pause_process_is_not_trusted() {
+        // This test process: alive, but in no pod's namespace and no pause program.
+        let me = std::process::id() as i32;
+        assert!(!record(me, false).pause_is_ours());
+        assert!(!record(me, true).pause_is_ours());
+        assert!(!record(me, false).alive());
     }
 }
