@@ -971,3 +971,56 @@ fn a_container_whose_conmon_died_ends_failed_not_succeeded() {
     );
     assert_eq!(terminated, "255 Error");
 }
+
+#[test]
+fn a_pod_force_deleted_while_the_agent_was_away_is_cleaned_up_when_it_returns() {
+    require_container_host();
+    let mut c = Cluster::start_with_agent(&[]);
+    c.file(
+        "gone.yaml",
+        &KUARD_POD.replace("kubernetes-up-and-running", "gone"),
+    );
+    c.kubectl(&["apply", "-f", "gone.yaml"]).ok();
+    wait_running(&c, "gone");
+    let uid = c.pod_field("gone", "{.metadata.uid}");
+    let state = c.data_dir().join("agent");
+    let pause = leftovers(&state)[0]["pause_pid"]
+        .as_i64()
+        .expect("a pause pid");
+    // The server comes back without its agent, the pod is force-deleted, then the agent returns.
+    c.stop();
+    c.set_agent(false);
+    c.start_again();
+    c.kubectl(&["delete", "pod", "gone", "--force", "--grace-period=0"])
+        .ok();
+    c.stop();
+    c.set_agent(true);
+    c.start_again();
+    let pod_dir = state.join("pods").join(&uid);
+    let cleaned = eventually(30, || (!pod_dir.exists()).then_some(()));
+    assert!(cleaned.is_some(), "the pod's directory is still there");
+    // Gone or a zombie (an exited process has no command line left).
+    let cmdline = std::fs::read(format!("/proc/{pause}/cmdline")).unwrap_or_default();
+    let cmdline = String::from_utf8_lossy(&cmdline);
+    assert!(
+        !cmdline.contains("catatonit"),
+        "its pause process still runs"
+    );
+    let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let netns = String::from_utf8_lossy(&netns.stdout);
+    assert!(
+        !netns.contains(&format!("kl-{}", &uid[..20])),
+        "its netns is left"
+    );
+    let containers = std::fs::read_dir(state.join("run/oci")).unwrap().count();
+    assert_eq!(containers, 0, "its container is left");
+    let logs: Vec<_> = std::fs::read_dir(state.join("logs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(logs.is_empty(), "its logs are left: {logs:?}");
+    assert!(c
+        .log()
+        .contains("tearing down a pod no longer bound to this node"));
+}

@@ -299,6 +299,9 @@ pub async fn run_pods(node: PodWorkers) {
     let stream = watcher(api, watcher::Config::default().fields(&selector)).default_backoff();
     futures::pin_mut!(stream);
     let mut workers: HashMap<String, watch::Sender<Pod>> = HashMap::new();
+    // The pods of the list under way, and when it began (for housekeeping after it).
+    let mut listing: (std::collections::HashSet<String>, std::time::SystemTime) =
+        (Default::default(), std::time::SystemTime::now());
     let dispatch = |pod: Pod, workers: &mut HashMap<String, watch::Sender<Pod>>| {
         let uid = pod.uid().unwrap_or_default();
         workers.retain(|_, tx| !tx.is_closed());
@@ -324,9 +327,24 @@ pub async fn run_pods(node: PodWorkers) {
     };
     while let Some(item) = stream.next().await {
         match item {
-            Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) => {
+            Ok(watcher::Event::Init) => {
+                listing = (Default::default(), std::time::SystemTime::now());
+            }
+            Ok(watcher::Event::InitApply(pod)) => {
+                listing.0.insert(pod.uid().unwrap_or_default());
                 dispatch(pod, &mut workers)
             }
+            Ok(watcher::Event::InitDone) => {
+                // What runs here and no bound pod accounts for (force-deleted while the agent
+                // was away, or never recorded) goes.
+                workers.retain(|_, tx| !tx.is_closed());
+                let mut known = std::mem::take(&mut listing.0);
+                known.extend(workers.keys().cloned());
+                let machine = node.machine.clone();
+                let listed = listing.1;
+                tokio::spawn(async move { machine.clean_up_orphans(known, listed).await });
+            }
+            Ok(watcher::Event::Apply(pod)) => dispatch(pod, &mut workers),
             Ok(watcher::Event::Delete(mut pod)) => {
                 // Removed without our clean-up (e.g. forced): tear down what runs.
                 if pod.metadata.deletion_timestamp.is_none() {
@@ -335,7 +353,6 @@ pub async fn run_pods(node: PodWorkers) {
                 }
                 dispatch(pod, &mut workers);
             }
-            Ok(_) => {}
             Err(err) => tracing::debug!(%err, "pod watch"),
         }
     }

@@ -491,6 +491,87 @@ fn make_volume(dir: &Path, source: &Source) -> MachineResult<PathBuf> {
     }
 }
 
+impl LinuxMachine {
+    /// Housekeeping, as the kubelet does it: tears down every pod this node holds that none of
+    /// `known` (the pods bound to it, and those with a worker) accounts for — e.g. one
+    /// force-deleted while the agent was down — and deletes runtime containers of no pod. Pods
+    /// made after `listed` (the moment the bound pods were listed) are left alone.
+    pub async fn clean_up_orphans(
+        &self,
+        known: std::collections::HashSet<String>,
+        listed: std::time::SystemTime,
+    ) {
+        let (state, rt, net) = (
+            self.state_dir.clone(),
+            self.runtime.clone(),
+            self.network.clone(),
+        );
+        let done = blocking("cleaning up orphans", LONG_CALL_TIMEOUT, move || {
+            remove_orphans(&state, &rt, &net, &known, listed);
+            Ok(())
+        })
+        .await;
+        if let Err(err) = done {
+            tracing::warn!(%err, "cleaning up orphaned pods failed");
+        }
+    }
+}
+
+fn remove_orphans(
+    state: &Path,
+    rt: &Runtime,
+    net: &NetworkConfig,
+    known: &std::collections::HashSet<String>,
+    listed: std::time::SystemTime,
+) {
+    for entry in std::fs::read_dir(state.join("pods"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let uid = entry.file_name().to_string_lossy().into_owned();
+        let older = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t < listed);
+        if known.contains(&uid) || !older {
+            continue;
+        }
+        tracing::info!(%uid, "tearing down a pod no longer bound to this node");
+        teardown_dir(rt, net, &entry.path(), &format!("/kubelite/pod{uid}"));
+        let suffix = format!("_{uid}");
+        for logs in std::fs::read_dir(logs_dir(state))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if logs.file_name().to_string_lossy().ends_with(&suffix) {
+                let _ = std::fs::remove_dir_all(logs.path());
+            }
+        }
+    }
+    // Containers are named after their pod's uid (its first 8 characters); a pod still here
+    // (known, or newer than the list) keeps its own.
+    let remaining = std::fs::read_dir(state.join("pods"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned());
+    let owners: std::collections::HashSet<String> = known
+        .iter()
+        .cloned()
+        .chain(remaining)
+        .map(|u| u.chars().take(8).collect())
+        .collect();
+    for id in rt.list() {
+        let owner = id.split('-').next().unwrap_or_default();
+        if !owners.contains(owner) {
+            tracing::info!(%id, "deleting a container of no pod");
+            let _ = rt.delete(&id);
+        }
+    }
+}
+
 /// Stops every container the pod directory holds (earlier instances too), removes their root
 /// filesystems, unmounts its volumes, removes the sandbox and the cgroup, then the directory.
 fn teardown_dir(rt: &Runtime, net: &NetworkConfig, dir: &Path, cgroup: &str) {

@@ -310,6 +310,14 @@ impl Cluster {
         self.spawn();
     }
 
+    /// Whether the next start runs the node agent too (its pod network flags stay as they were).
+    pub fn set_agent(&mut self, on: bool) {
+        self.extra_args.retain(|a| a != "--disable-agent");
+        if !on {
+            self.extra_args.push("--disable-agent".into());
+        }
+    }
+
     /// Starts a stopped server again on the same data dir and port.
     pub fn start_again(&mut self) {
         assert!(self.child.is_none(), "the server still runs");
