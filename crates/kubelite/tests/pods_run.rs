@@ -1024,3 +1024,41 @@ fn a_pod_force_deleted_while_the_agent_was_away_is_cleaned_up_when_it_returns() 
         .log()
         .contains("tearing down a pod no longer bound to this node"));
 }
+
+#[test]
+fn a_container_the_agent_made_but_never_recorded_does_not_block_the_pod() {
+    require_container_host();
+    let mut c = Cluster::start_with_agent(&[]);
+    c.file(
+        "unrecorded.yaml",
+        &KUARD_POD.replace("kubernetes-up-and-running", "unrecorded"),
+    );
+    c.kubectl(&["apply", "-f", "unrecorded.yaml"]).ok();
+    wait_running(&c, "unrecorded");
+    let uid = c.pod_field("unrecorded", "{.metadata.uid}");
+    let state = c.data_dir().join("agent");
+    // As if the agent died between starting the container and writing down that it did.
+    c.stop();
+    std::fs::remove_file(state.join("pods").join(&uid).join("kuard.json")).expect("the record");
+    c.start_again();
+    let started = eventually(60, || {
+        let line = c
+            .log()
+            .lines()
+            .any(|l| l.contains("removing an unrecorded container of the same name"));
+        let running = c.pod_field(
+            "unrecorded",
+            "{.status.containerStatuses[0].state.running.startedAt}",
+        );
+        (line && !running.is_empty()).then_some(())
+    });
+    assert!(
+        started.is_some(),
+        "{}",
+        c.kubectl(&["describe", "pod", "unrecorded"]).stdout
+    );
+    let containers = std::fs::read_dir(state.join("run/oci")).unwrap().count();
+    assert_eq!(containers, 1, "one container, the new one");
+    let logs = c.kubectl(&["logs", "unrecorded"]);
+    assert!(logs.ok().contains("Serving on HTTP on :8080"));
+}

@@ -274,6 +274,13 @@ impl Machine for LinuxMachine {
             .clone()
             .unwrap_or_else(|| "/dev/termination-log".into());
         let started = blocking("starting the container", LONG_CALL_TIMEOUT, move || {
+            // An instance made before the agent died and never recorded: nobody tracks it, and
+            // its name is this one's. It goes, so that this start does not fail for good.
+            if rt.root.join(&id).exists() {
+                tracing::info!(%id, "removing an unrecorded container of the same name");
+                let _ = rt.delete(&id);
+                oci::remove_rootfs(&bundle)?;
+            }
             let image = images.resolve(c.image.as_deref().unwrap_or(""))?;
             let rootfs = oci::mount_rootfs(&image.layers, &bundle)?;
             // The container writes its termination message to a file the node reads after.
