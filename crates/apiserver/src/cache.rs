@@ -158,6 +158,58 @@ impl Cache {
         (items, state.revision)
     }
 
+    /// The objects under `prefix` whose keys sort after `after`, as they were at `revision`:
+    /// every page of a paginated list shows the first page's snapshot. `Err(oldest)` when the
+    /// history no longer reaches back to `revision`.
+    pub fn list_at(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        revision: Revision,
+    ) -> Result<Vec<Arc<Cached>>, Revision> {
+        let state = self.state.read().map_err(|_| 0)?;
+        if revision < state.oldest {
+            return Err(state.oldest);
+        }
+        let start = match after {
+            Some(k) if k >= prefix => std::ops::Bound::Excluded(k.to_string()),
+            _ => std::ops::Bound::Included(prefix.to_string()),
+        };
+        let in_range = |k: &String| match &start {
+            std::ops::Bound::Excluded(a) => k > a,
+            _ => k.starts_with(prefix),
+        };
+        // Undo the changes made since, newest first: what the earliest of them found is what
+        // was there at `revision` (nothing, for a creation).
+        let mut then: BTreeMap<&String, Option<Arc<Cached>>> = BTreeMap::new();
+        for change in state.history.iter().rev() {
+            if change.revision <= revision {
+                break;
+            }
+            let key = &change.object.key;
+            if key.starts_with(prefix) && in_range(key) {
+                let before = match change.kind {
+                    EventKind::Created => None,
+                    _ => change.previous.clone(),
+                };
+                then.insert(key, before);
+            }
+        }
+        let mut items: BTreeMap<&String, Arc<Cached>> = state
+            .objects
+            .range((start.clone(), std::ops::Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k, v.clone()))
+            .collect();
+        for (key, before) in then {
+            match before {
+                Some(object) => items.insert(key, object),
+                None => items.remove(key),
+            };
+        }
+        Ok(items.into_values().collect())
+    }
+
     /// Subscribes to changes after `from`: the past ones still in history, then live ones.
     /// `Err(oldest)` when `from` is older than the history reaches.
     pub fn watch_from(&self, from: Revision) -> Result<(Vec<Arc<Change>>, Subscription), Revision> {

@@ -176,6 +176,9 @@ pub fn matches(c: &Cached, labels: &Selector, fields: &Selector) -> bool {
     labels.matches(&c.labels) && fields.matches(&c.fields)
 }
 
+/// kube-apiserver's answer to a continue token older than what it can still serve.
+const CONTINUE_EXPIRED: &str = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.";
+
 #[derive(serde::Serialize, serde::Deserialize)]
 struct ContinueToken {
     v: String,
@@ -260,18 +263,23 @@ pub async fn list(server: &Server, target: &Target, q: &Query, wants: Wants) -> 
         consistent(server).await?;
     }
     let prefix = resource.prefix(target.ns());
-    let start_after = match continue_param {
+    let (all, revision) = match continue_param {
         Some(token) => {
             let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
                 .decode(token)
                 .map_err(|e| ApiError::bad_request(format!("invalid continue token: {e}")))?;
             let t: ContinueToken = serde_json::from_slice(&raw)
                 .map_err(|e| ApiError::bad_request(format!("invalid continue token: {e}")))?;
-            Some(format!("{prefix}{}", t.start.trim_end_matches('\0')))
+            let after = format!("{prefix}{}", t.start.trim_end_matches('\0'));
+            // Every page is served at the first page's revision, as etcd serves them.
+            let items = server
+                .cache
+                .list_at(&prefix, Some(&after), t.rv)
+                .map_err(|_| ApiError::gone(CONTINUE_EXPIRED))?;
+            (items, t.rv)
         }
-        None => None,
+        None => server.cache.list(&prefix, None),
     };
-    let (all, revision) = server.cache.list(&prefix, start_after.as_deref());
     let mut items: Vec<Arc<Cached>> = Vec::new();
     let mut more = false;
     for c in all {

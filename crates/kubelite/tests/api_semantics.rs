@@ -435,3 +435,53 @@ fn the_server_waits_for_an_etcd_that_starts_after_it() {
     assert_eq!((code, body.as_str()), (200, "ok"));
     c.kubectl(&["create", "namespace", "after-etcd"]).ok();
 }
+
+#[test]
+fn every_page_of_a_list_is_the_first_pages_snapshot() {
+    let c = Cluster::start();
+    for name in ["a", "b", "c", "d"] {
+        c.kubectl(&["create", "configmap", name, "--from-literal=k=1"])
+            .ok();
+    }
+    let cms = "/api/v1/namespaces/default/configmaps";
+    let (code, body) = c.curl("GET", &format!("{cms}?limit=2"), &[], None, false);
+    assert_eq!(code, 200, "{body}");
+    let first = json(&body);
+    let names = |list: &serde_json::Value| -> Vec<String> {
+        list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["metadata"]["name"].as_str().map(str::to_string))
+            .filter(|n| n.len() == 1)
+            .collect()
+    };
+    assert_eq!(names(&first), ["a", "b"]);
+    let token = first["metadata"]["continue"]
+        .as_str()
+        .expect("a continue token");
+    // Between the pages: one deleted, one changed, one added.
+    c.kubectl(&["delete", "configmap", "c"]).ok();
+    c.kubectl(&["label", "configmap", "d", "changed=yes"]).ok();
+    c.kubectl(&["create", "configmap", "e", "--from-literal=k=1"])
+        .ok();
+    let (code, body) = c.curl(
+        "GET",
+        &format!("{cms}?limit=10&continue={token}"),
+        &[],
+        None,
+        false,
+    );
+    assert_eq!(code, 200, "{body}");
+    let rest = json(&body);
+    assert_eq!(names(&rest), ["c", "d"], "{body}");
+    let d = &rest["items"].as_array().unwrap()[1];
+    assert!(d["metadata"]["labels"].is_null(), "d as it was: {d}");
+    assert_eq!(
+        rest["metadata"]["resourceVersion"], first["metadata"]["resourceVersion"],
+        "the same revision"
+    );
+    // A fresh list sees the changes.
+    let now = json(&c.curl("GET", cms, &[], None, false).1);
+    assert_eq!(names(&now), ["a", "b", "d", "e"]);
+}
