@@ -14,6 +14,7 @@
 pub mod auth;
 pub mod cache;
 pub mod discovery;
+pub mod event_ttl;
 pub mod http;
 pub mod limits;
 pub mod metrics;
@@ -88,6 +89,8 @@ pub struct Config {
     /// are not counted).
     pub max_requests_inflight: usize,
     pub max_mutating_requests_inflight: usize,
+    /// How long an event lasts after its last write.
+    pub event_ttl: Duration,
 }
 
 /// Shared state of a running API server.
@@ -155,6 +158,7 @@ impl Server {
             server.store.clone(),
             config.compaction_interval,
         ));
+        tokio::spawn(event_ttl::run(server.clone(), config.event_ttl));
         Ok(Running {
             addr,
             server,

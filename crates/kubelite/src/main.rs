@@ -73,6 +73,17 @@ struct PodNetwork {
     container_log_monitor_seconds: u64,
 }
 
+/// A duration as kube-apiserver's flags take it (`1h`, `30m`, `90s`), more than zero.
+fn parse_ttl(text: &str) -> Result<Duration, String> {
+    cli::config::parse_duration(text)
+        .map_err(|e| e.to_string())
+        .and_then(|d| {
+            (!d.is_zero())
+                .then_some(d)
+                .ok_or_else(|| "must be more than zero".into())
+        })
+}
+
 /// A size quantity (`10Mi`) in bytes.
 fn parse_bytes(text: &str) -> Result<u64, String> {
     api::quantity::parse(text)
@@ -226,6 +237,9 @@ enum Command {
         /// Past events the watch cache keeps for resuming watches.
         #[arg(long, default_value_t = apiserver::cache::DEFAULT_HISTORY, hide = true)]
         watch_cache_size: usize,
+        /// How long an event is kept after it was last written (`1h`, `30m`, `90s`).
+        #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+        event_ttl: Duration,
         /// The name of this machine's node (default: the hostname).
         #[arg(long)]
         node_name: Option<String>,
@@ -410,6 +424,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             disable_agent,
             compaction_interval,
             watch_cache_size,
+            event_ttl,
             node_name,
             node_monitor_grace_period,
             pods,
@@ -433,6 +448,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 listen: https_listen,
                 compaction_interval: Duration::from_secs(compaction_interval.max(1)),
                 watch_cache_size,
+                event_ttl,
                 // Pods of the local agent reach the server through their bridge's gateway.
                 max_requests_inflight,
                 max_mutating_requests_inflight,

@@ -485,3 +485,21 @@ fn every_page_of_a_list_is_the_first_pages_snapshot() {
     let now = json(&c.curl("GET", cms, &[], None, false).1);
     assert_eq!(names(&now), ["a", "b", "d", "e"]);
 }
+
+#[test]
+fn events_expire_after_the_event_ttl() {
+    let c = Cluster::start_with(&["--event-ttl", "2s"]);
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let event = |name: &str| {
+        format!(
+            r#"{{"apiVersion":"v1","kind":"Event","metadata":{{"name":"{name}"}},"involvedObject":{{"kind":"Pod","name":"p","namespace":"default"}},"reason":"Tested","message":"m","type":"Normal","firstTimestamp":"{now}","lastTimestamp":"{now}","count":1}}"#
+        )
+    };
+    let f = c.file("old.json", &event("old"));
+    c.kubectl(&["create", "-f", f.to_str().unwrap()]).ok();
+    c.kubectl(&["get", "event", "old"]).ok();
+    let gone = eventually(15, || {
+        (c.kubectl(&["get", "event", "old"]).code != 0).then_some(())
+    });
+    assert!(gone.is_some(), "the event outlived its TTL");
+}
