@@ -57,12 +57,13 @@ struct State {
     /// Watches may start at any revision >= this one (every later event is in `history`).
     oldest: Revision,
     capacity: usize,
+    /// Live changes; replaced (ending every subscription) when the cache is reloaded.
+    changes: broadcast::Sender<Arc<Change>>,
 }
 
 pub struct Cache {
     state: RwLock<State>,
     revision_tx: watch::Sender<Revision>,
-    changes: broadcast::Sender<Arc<Change>>,
 }
 
 /// The resource whose storage prefix a key is under, for its selectable fields.
@@ -114,9 +115,9 @@ impl Cache {
                 revision,
                 oldest: revision,
                 capacity: history.max(1),
+                changes,
             }),
             revision_tx,
-            changes,
         });
         let rx = store.watch("/registry/", revision).await?;
         tokio::spawn(follow(cache.clone(), store, rx));
@@ -217,7 +218,7 @@ impl Cache {
         if from < state.oldest {
             return Err(state.oldest);
         }
-        let rx = self.changes.subscribe();
+        let rx = state.changes.subscribe();
         let past = state
             .history
             .iter()
@@ -233,7 +234,7 @@ impl Cache {
         prefix: &str,
     ) -> (Vec<Arc<Cached>>, Revision, broadcast::Receiver<Arc<Change>>) {
         let state = self.state.read().expect("cache lock poisoned");
-        let rx = self.changes.subscribe();
+        let rx = state.changes.subscribe();
         let items = state
             .objects
             .range(prefix.to_string()..)
@@ -268,42 +269,31 @@ impl Cache {
                 state.oldest = dropped.revision;
             }
         }
+        let _ = state.changes.send(change);
         drop(state);
-        let _ = self.changes.send(change);
         self.revision_tx.send_replace(kv.mod_revision);
     }
 
-    /// After the store watch broke and could not resume: reload everything and turn the
-    /// differences into events, so watchers stay correct.
+    /// After the store watch broke and could not resume (its history was compacted): reload
+    /// everything. What changed meanwhile cannot be told as an ordered stream of events, so, as
+    /// kube-apiserver's cacher does, every watch is ended and the history starts again at
+    /// `revision`: watchers resume at their last revision, get 410 Gone, and list again.
     fn resync(&self, kvs: Vec<KeyValue>, revision: Revision) {
-        let current: BTreeMap<String, Arc<Cached>> = self
-            .state
-            .read()
-            .map(|s| s.objects.clone())
-            .unwrap_or_default();
-        let mut seen = std::collections::HashSet::new();
-        for kv in &kvs {
-            seen.insert(kv.key.clone());
-            match current.get(&kv.key) {
-                Some(c) if c.revision == kv.mod_revision => {}
-                Some(_) => self.apply(EventKind::Updated, kv),
-                None => self.apply(EventKind::Created, kv),
-            }
-        }
-        for (key, c) in current {
-            if !seen.contains(&key) {
-                let last = KeyValue {
-                    key: key.clone(),
-                    value: c.json.to_vec(),
-                    create_revision: 0,
-                    mod_revision: revision,
-                };
-                self.apply(EventKind::Deleted, &last);
-            }
-        }
-        if let Ok(mut state) = self.state.write() {
-            state.revision = state.revision.max(revision);
-        }
+        let objects: BTreeMap<String, Arc<Cached>> = kvs
+            .iter()
+            .filter_map(|kv| decode_stored(kv).map(|c| (kv.key.clone(), c)))
+            .collect();
+        let Ok(mut state) = self.state.write() else {
+            return;
+        };
+        state.objects = objects;
+        state.history.clear();
+        state.revision = revision;
+        state.oldest = revision;
+        // Dropping the old sender ends every live subscription.
+        state.changes = broadcast::channel(FANOUT).0;
+        drop(state);
+        tracing::warn!(revision, "the watch cache was reloaded; watches were ended");
         self.revision_tx.send_replace(revision);
     }
 }
@@ -349,5 +339,56 @@ async fn relist(cache: &Cache, store: &DynStore) -> store::WatchReceiver {
             Err(err) => tracing::warn!(%err, "store list failed; retrying"),
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_map(name: &str) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "default"},
+        }))
+        .expect("json")
+    }
+
+    #[tokio::test]
+    async fn a_reload_ends_every_watch_and_older_revisions_are_gone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: DynStore =
+            Arc::new(store::sqlite::SqliteStore::open(&dir.path().join("db")).expect("open"));
+        let key = |n: &str| format!("/registry/configmaps/default/{n}");
+        let first = store.create(&key("a"), config_map("a")).await.expect("a");
+        let cache = Cache::start(store.clone(), 100).await.expect("cache");
+        let (_, mut live) = cache.watch_from(first).expect("a watch");
+        // Meanwhile (as if the cache's store watch had been down past a compaction): one
+        // object deleted, one created.
+        store.delete(&key("a"), None).await.expect("delete");
+        let last = store.create(&key("b"), config_map("b")).await.expect("b");
+        let (kvs, revision) = store.list("/registry/").await.expect("list");
+        assert_eq!(revision, last);
+        cache.resync(kvs, revision);
+        // Every watch drains what it had and then ends (no made-up order of events).
+        let ended = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match live.recv().await {
+                    Ok(_) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return true,
+                    Err(_) => return false,
+                }
+            }
+        });
+        assert_eq!(ended.await.ok(), Some(true), "the watch ends");
+        assert_eq!(
+            cache.watch_from(first).err(),
+            Some(revision),
+            "410 for older ones"
+        );
+        assert!(cache.watch_from(revision).is_ok());
+        let (items, at) = cache.list("/registry/configmaps/", None);
+        let keys: Vec<&str> = items.iter().map(|c| c.key.as_str()).collect();
+        assert_eq!((keys, at), (vec![key("b").as_str()], revision));
     }
 }
