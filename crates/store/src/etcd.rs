@@ -4,13 +4,34 @@
 //! semantics match the SQLite backend exactly, and revisions are etcd's own.
 
 use async_trait::async_trait;
+use std::time::Duration;
+
 use etcd_client::{
-    Client, Compare, CompareOp, DeleteOptions, EventType, GetOptions, Txn, TxnOp, TxnOpResponse,
-    WatchOptions,
+    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, EventType, GetOptions, Txn, TxnOp,
+    TxnOpResponse, WatchOptions,
 };
 use tokio::sync::mpsc;
 
 use crate::{EventKind, KeyValue, Result, Revision, Store, StoreError, WatchEvent, WatchReceiver};
+
+/// How long one etcd call may take before it is an error: a healthy etcd answers in
+/// milliseconds, and a caller must not wait forever on one that does not.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `call`, or an error once it has taken [`CALL_TIMEOUT`].
+async fn timed<T>(
+    what: &str,
+    call: impl std::future::Future<Output = std::result::Result<T, etcd_client::Error>>,
+) -> Result<T> {
+    match tokio::time::timeout(CALL_TIMEOUT, call).await {
+        Ok(answer) => answer.map_err(StoreError::from),
+        Err(_) => Err(StoreError::Task(format!(
+            "etcd did not answer {what} within {} s",
+            CALL_TIMEOUT.as_secs()
+        ))),
+    }
+}
 
 pub struct EtcdStore {
     client: Client,
@@ -19,7 +40,11 @@ pub struct EtcdStore {
 impl EtcdStore {
     /// Connects to the given endpoints (`http://host:port`).
     pub async fn connect(endpoints: &[String]) -> Result<Self> {
-        let client = Client::connect(endpoints, None).await?;
+        // Keep-alive pings find a dead connection (and so end a watch on it) without traffic.
+        let options = ConnectOptions::new()
+            .with_connect_timeout(CONNECT_TIMEOUT)
+            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
+        let client = timed("a connection", Client::connect(endpoints, Some(options))).await?;
         Ok(EtcdStore { client })
     }
 
@@ -55,7 +80,7 @@ impl Store for EtcdStore {
         let txn = Txn::new()
             .when([Compare::create_revision(key, CompareOp::Equal, 0)])
             .and_then([TxnOp::put(key, value, None)]);
-        let resp = self.client().txn(txn).await?;
+        let resp = timed("a transaction", self.client().txn(txn)).await?;
         if !resp.succeeded() {
             return Err(StoreError::AlreadyExists {
                 key: key.to_string(),
@@ -65,15 +90,14 @@ impl Store for EtcdStore {
     }
 
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
-        let resp = self.client().get(key, None).await?;
+        let resp = timed("a read", self.client().get(key, None)).await?;
         Ok(resp.kvs().first().map(convert))
     }
 
     async fn list(&self, prefix: &str) -> Result<(Vec<KeyValue>, Revision)> {
-        let resp = self
-            .client()
-            .get(prefix, Some(GetOptions::new().with_prefix()))
-            .await?;
+        let mut client = self.client();
+        let list = client.get(prefix, Some(GetOptions::new().with_prefix()));
+        let resp = timed("a list", list).await?;
         let kvs = resp.kvs().iter().map(convert).collect();
         Ok((kvs, header_revision(resp.header())))
     }
@@ -83,7 +107,7 @@ impl Store for EtcdStore {
             .when([Compare::mod_revision(key, CompareOp::Equal, expected)])
             .and_then([TxnOp::put(key, value, None)])
             .or_else([TxnOp::get(key, None)]);
-        let resp = self.client().txn(txn).await?;
+        let resp = timed("a transaction", self.client().txn(txn)).await?;
         if resp.succeeded() {
             return Ok(header_revision(resp.header()));
         }
@@ -111,7 +135,7 @@ impl Store for EtcdStore {
                 Some(DeleteOptions::new().with_prev_key()),
             )])
             .or_else([TxnOp::get(key, None)]);
-        let resp = self.client().txn(txn).await?;
+        let resp = timed("a transaction", self.client().txn(txn)).await?;
         if resp.succeeded() {
             let prev = resp.op_responses().iter().find_map(|op| match op {
                 TxnOpResponse::Delete(del) => del.prev_kvs().first().map(convert),
@@ -143,7 +167,7 @@ impl Store for EtcdStore {
             .with_prefix()
             .with_prev_key()
             .with_start_revision(after + 1);
-        let mut stream = self.client().watch(prefix, Some(options)).await?;
+        let mut stream = timed("a watch", self.client().watch(prefix, Some(options))).await?;
         let (tx, rx) = mpsc::channel(256);
         tokio::spawn(async move {
             loop {
@@ -211,23 +235,52 @@ impl Store for EtcdStore {
     }
 
     async fn current_revision(&self) -> Result<Revision> {
-        let resp = self
-            .client()
-            .get("/", Some(GetOptions::new().with_count_only()))
-            .await?;
+        let mut client = self.client();
+        let count = client.get("/", Some(GetOptions::new().with_count_only()));
+        let resp = timed("a revision read", count).await?;
         Ok(header_revision(resp.header()))
     }
 
     async fn compact(&self, revision: Revision) -> Result<()> {
-        match self.client().compact(revision, None).await {
+        match timed("a compaction", self.client().compact(revision, None)).await {
             Ok(_) => Ok(()),
             // Compacting to a revision that is already compacted is not an error for our callers.
-            Err(etcd_client::Error::GRpcStatus(status))
+            Err(StoreError::Etcd(etcd_client::Error::GRpcStatus(status)))
                 if status.message().contains("already been compacted") =>
             {
                 Ok(())
             }
-            Err(err) => Err(err.into()),
+            Err(err) => Err(err),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_etcd_that_never_answers_is_an_error_not_a_hang() {
+        // Accepts connections and never says a word.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let endpoints = [format!("http://{addr}")];
+        let call = async {
+            let store = EtcdStore::connect(&endpoints).await?;
+            store.get("/registry/pods/default/p").await
+        };
+        let outcome = tokio::time::timeout(Duration::from_secs(30), call).await;
+        match outcome {
+            Ok(Err(err)) => assert!(err.to_string().contains("did not answer"), "{err}"),
+            other => panic!("an error within the store's own timeouts, not {other:?}"),
         }
     }
 }
