@@ -11,6 +11,7 @@
 //! in-process components get exactly the checks remote clients get. Reads never touch the store;
 //! they are served from the cache after it has caught up with the store's revision.
 
+pub mod audit;
 pub mod auth;
 pub mod cache;
 pub mod discovery;
@@ -91,6 +92,8 @@ pub struct Config {
     pub max_mutating_requests_inflight: usize,
     /// How long an event lasts after its last write.
     pub event_ttl: Duration,
+    /// Where the audit log goes (`-`: standard output); none without.
+    pub audit_log_path: Option<PathBuf>,
 }
 
 /// Shared state of a running API server.
@@ -103,6 +106,7 @@ pub struct Server {
     pub metrics: metrics::Metrics,
     pub openapi: openapi::Documents,
     pub started: std::time::Instant,
+    pub audit: Option<audit::AuditLog>,
 }
 
 /// A started server: its address and the task serving it.
@@ -135,6 +139,13 @@ impl Server {
             metrics: metrics::Metrics::default(),
             openapi: openapi::Documents::build(),
             started: std::time::Instant::now(),
+            audit: match &config.audit_log_path {
+                Some(path) => Some(audit::AuditLog::open(path).map_err(|source| Error::Io {
+                    path: path.clone(),
+                    source,
+                })?),
+                None => None,
+            },
         });
         rest::seed_namespaces(&server).await;
         let listener = tokio::net::TcpListener::bind(config.listen)

@@ -176,13 +176,78 @@ async fn dispatch(State(server): State<Arc<Server>>, req: Request) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let audit = server.audit.as_ref().map(|_| Audited::of(&req));
     let (resp, verb, resource) = route(&server, req).await;
     let code = resp.status().as_u16();
     server
         .metrics
         .record(&verb, &resource, code, started.elapsed());
     tracing::debug!(%method, %path, code, took_ms = started.elapsed().as_secs_f64() * 1000.0, "request");
+    if let (Some(log), Some(a)) = (&server.audit, audit) {
+        log.record(&a.event(&verb, code));
+    }
     resp
+}
+
+/// What the audit log needs of a request, taken before the router consumes it.
+struct Audited {
+    method: String,
+    uri: String,
+    user: Option<crate::auth::User>,
+    peer: Option<std::net::SocketAddr>,
+    user_agent: Option<String>,
+    target: Option<Target>,
+    received: chrono::DateTime<chrono::Utc>,
+}
+
+impl Audited {
+    fn of(req: &Request) -> Audited {
+        let path = req.uri().path().trim_end_matches('/');
+        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        Audited {
+            method: req.method().to_string(),
+            uri: req.uri().to_string(),
+            user: req.extensions().get::<crate::auth::User>().cloned(),
+            peer: req
+                .extensions()
+                .get::<crate::audit::PeerAddr>()
+                .map(|p| p.0),
+            user_agent: req
+                .headers()
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            target: resource_path(&segments).and_then(|(g, v, _, rest)| parse_target(g, v, rest)),
+            received: chrono::Utc::now(),
+        }
+    }
+
+    fn event(&self, verb: &str, code: u16) -> serde_json::Value {
+        crate::audit::event(&crate::audit::Request {
+            method: &self.method,
+            uri: &self.uri,
+            user: self.user.as_ref(),
+            peer: self.peer,
+            user_agent: self.user_agent.as_deref(),
+            verb,
+            target: self.target.as_ref(),
+            code,
+            received: self.received,
+        })
+    }
+}
+
+/// `(group, version, watch, rest)` of a path under `/api/v1` or `/apis/GROUP/VERSION`.
+fn resource_path<'a>(segments: &'a [&'a str]) -> Option<(&'a str, &'a str, bool, &'a [&'a str])> {
+    let (group, version, rest): (&str, &str, &[&str]) = match segments {
+        ["api", "v1", rest @ ..] => ("", "v1", rest),
+        ["apis", g, v, rest @ ..] => (g, v, rest),
+        _ => return None,
+    };
+    Some(match rest {
+        ["watch", rest @ ..] => (group, version, true, rest),
+        _ => (group, version, false, rest),
+    })
 }
 
 async fn route(server: &Arc<Server>, req: Request) -> (Response, String, String) {
@@ -303,14 +368,8 @@ async fn route(server: &Arc<Server>, req: Request) -> (Response, String, String)
         }
         _ => {}
     }
-    let (group, version, rest): (&str, &str, &[&str]) = match segments.as_slice() {
-        ["api", "v1", rest @ ..] => ("", "v1", rest),
-        ["apis", g, v, rest @ ..] => (g, v, rest),
-        _ => return plain(not_found_text()),
-    };
-    let (watch_path, rest) = match rest {
-        ["watch", rest @ ..] => (true, rest),
-        _ => (false, rest),
+    let Some((group, version, watch_path, rest)) = resource_path(&segments) else {
+        return plain(not_found_text());
     };
     let Some(target) = parse_target(group, version, rest) else {
         return plain(not_found_status());

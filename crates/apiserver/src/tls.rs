@@ -86,6 +86,7 @@ pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor, app: Router, in
                     if let Some(Some(subject)) = &subject {
                         req.extensions_mut().insert(subject.clone());
                     }
+                    req.extensions_mut().insert(crate::audit::PeerAddr(peer));
                     let admitted = inflight.admit(req.method(), req.uri());
                     let app = app.clone();
                     async move {

@@ -240,6 +240,9 @@ enum Command {
         /// How long an event is kept after it was last written (`1h`, `30m`, `90s`).
         #[arg(long, default_value = "1h", value_parser = parse_ttl)]
         event_ttl: Duration,
+        /// Append an audit event (JSON) for every request to this file (`-`: standard output).
+        #[arg(long)]
+        audit_log_path: Option<PathBuf>,
         /// The name of this machine's node (default: the hostname).
         #[arg(long)]
         node_name: Option<String>,
@@ -425,6 +428,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             compaction_interval,
             watch_cache_size,
             event_ttl,
+            audit_log_path,
             node_name,
             node_monitor_grace_period,
             pods,
@@ -449,6 +453,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 compaction_interval: Duration::from_secs(compaction_interval.max(1)),
                 watch_cache_size,
                 event_ttl,
+                audit_log_path,
                 // Pods of the local agent reach the server through their bridge's gateway.
                 max_requests_inflight,
                 max_mutating_requests_inflight,

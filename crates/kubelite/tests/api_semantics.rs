@@ -503,3 +503,49 @@ fn events_expire_after_the_event_ttl() {
     });
     assert!(gone.is_some(), "the event outlived its TTL");
 }
+
+#[test]
+fn the_audit_log_says_who_did_what() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let c = Cluster::start_with(&["--audit-log-path", log.to_str().unwrap()]);
+    c.kubectl(&["create", "configmap", "audited", "--from-literal=k=v"])
+        .ok();
+    c.kubectl(&["delete", "configmap", "audited"]).ok();
+    let events: Vec<serde_json::Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(json)
+        .collect();
+    let find = |verb: &str| {
+        events
+            .iter()
+            .find(|e| e["verb"] == verb && e["objectRef"]["name"] == "audited")
+            .or_else(|| {
+                events.iter().find(|e| {
+                    e["verb"] == verb
+                        && e["objectRef"]["resource"] == "configmaps"
+                        && e["userAgent"].as_str().unwrap_or("").starts_with("kubectl")
+                })
+            })
+            .unwrap_or_else(|| panic!("no {verb} of the config map in {events:#?}"))
+    };
+    let created = find("create");
+    assert_eq!(created["kind"], "Event");
+    assert_eq!(created["apiVersion"], "audit.k8s.io/v1");
+    assert_eq!(created["stage"], "ResponseComplete");
+    assert_eq!(created["objectRef"]["namespace"], "default");
+    assert_eq!(created["objectRef"]["apiVersion"], "v1");
+    assert_eq!(created["responseStatus"]["code"], 201);
+    assert_eq!(created["sourceIPs"][0], "127.0.0.1");
+    let groups = created["user"]["groups"].as_array().unwrap();
+    assert!(
+        groups.contains(&serde_json::json!("system:masters")),
+        "{created}"
+    );
+    let deleted = find("delete");
+    assert_eq!(deleted["responseStatus"]["code"], 200);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}
