@@ -354,6 +354,20 @@ fn args_without_token() -> (Vec<std::ffi::OsString>, Option<std::ffi::OsString>)
     (args, token)
 }
 
+/// Lifts the soft limit on open files to the hard one, as Go programs (kube-apiserver, the
+/// kubelet) do at start: every connection, watch and container log is a file, and Debian's
+/// default soft limit of 1,024 would let a thousand idle clients stop the server accepting.
+fn raise_open_files_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            if let Err(err) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                eprintln!("raising the open files limit to {hard}: {err}");
+            }
+        }
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     // `kubelite kubectl …`, or the binary called through a `kubectl` link: the command line tool.
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
@@ -393,6 +407,7 @@ fn main() -> anyhow::Result<()> {
             ImagesCommand::Rm { references } => images::remove(data_dir, references),
         };
     }
+    raise_open_files_limit();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KUBELITE_LOG")

@@ -364,3 +364,33 @@ fn values_past_what_a_clock_or_a_number_holds_get_statuses_not_panics() {
     assert_eq!(code, 200);
     assert_eq!(c.curl("GET", "/readyz", &[], None, true).0, 200);
 }
+
+#[test]
+fn the_node_server_closes_a_connection_that_never_finishes_its_handshake() {
+    use std::io::Read;
+    require_container_host();
+    let c = Cluster::start_with_agent(&[]);
+    let port = eventually(30, || {
+        let p = c
+            .kubectl(&[
+                "get",
+                "nodes",
+                "-o",
+                "jsonpath={.items[0].status.daemonEndpoints.kubeletEndpoint.Port}",
+            ])
+            .stdout;
+        p.trim().parse::<u16>().ok()
+    })
+    .expect("the node's port");
+    let mut silent = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    silent
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let read = silent.read(&mut [0u8; 16]);
+    let waited = started.elapsed();
+    assert!(
+        matches!(read, Ok(0) | Err(_)) && waited < std::time::Duration::from_secs(20),
+        "still open after {waited:?}: {read:?}"
+    );
+}

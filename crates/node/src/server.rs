@@ -180,6 +180,11 @@ async fn healthz() -> impl IntoResponse {
     "ok"
 }
 
+/// How long a client may take over its TLS handshake, and over a request's headers (as the API
+/// server allows).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const HEADER_TIMEOUT: Duration = Duration::from_secs(32);
+
 pub fn router(server: Arc<NodeServer>) -> Router {
     use crate::streams;
     let streaming = Router::new()
@@ -263,20 +268,33 @@ pub async fn serve(
         .map_err(|e| format!("listen on {addr}: {e}"))?;
     let app = router(server);
     loop {
-        let Ok((tcp, _)) = listener.accept().await else {
-            continue;
+        let tcp = match listener.accept().await {
+            Ok((tcp, _)) => tcp,
+            Err(err) => {
+                // Out of file descriptors, say: wait a little instead of spinning.
+                tracing::warn!(%err, "accepting a connection failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
         };
         let acceptor = acceptor.clone();
         let app = app.clone();
         tokio::spawn(async move {
-            let Ok(tls) = acceptor.accept(tcp).await else {
+            // A client that never finishes its handshake or its headers is not waited for.
+            let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
+            else {
                 return;
             };
             let service =
                 hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     app.clone().oneshot(req.map(Body::new))
                 });
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT);
+            let _ = builder
                 .serve_connection_with_upgrades(TokioIo::new(tls), service)
                 .await;
         });
