@@ -577,6 +577,7 @@ fn remove_orphans(
             let _ = rt.delete(&id);
         }
     }
+    rt.sweep_leftovers();
 }
 
 /// Stops every container the pod directory holds (earlier instances too), removes their root

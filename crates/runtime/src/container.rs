@@ -76,6 +76,22 @@ pub struct State {
     pub bundle: Option<PathBuf>,
 }
 
+/// How long deleting a container waits for its conmon to record the exit and leave.
+const MONITOR_EXIT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether `pid` is a conmon (a pid is reused once its process is gone).
+fn is_conmon(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "conmon")
+}
+
+/// Waits, at most `limit`, until the conmon `pid` has gone.
+fn wait_for_exit(pid: u32, limit: std::time::Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    while is_conmon(pid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 fn which(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")
         .into_iter()
@@ -285,6 +301,7 @@ impl Runtime {
     /// Deletes container `id` (killing it if it still runs) and what conmon kept of it: its
     /// exit file and its sockets.
     pub fn delete(&self, id: &str) -> Result<()> {
+        let monitor = self.monitor_pid(id);
         let deleted = match self.run(&["delete", "--force", id]) {
             Err(Error::Command { message, .. })
                 if message.contains("does not exist") || message.contains("not found") =>
@@ -294,6 +311,11 @@ impl Runtime {
             other => other.map(|_| ()),
         };
         if deleted.is_ok() {
+            // conmon writes the exit file of a container killed here as it leaves: removed before
+            // that, the file would come back and outlive the container.
+            if let Some(pid) = monitor {
+                wait_for_exit(pid, MONITOR_EXIT_WAIT);
+            }
             let _ = std::fs::remove_file(self.exits.join(id));
             let _ = std::fs::remove_dir_all(self.sockets.join(id));
             let _ = std::fs::remove_file(self.monitor_pidfile(id));
@@ -314,8 +336,14 @@ impl Runtime {
         let Ok(pid) = pid.trim().parse::<u32>() else {
             return true;
         };
-        // A pid is reused once its process is gone: it must still be a conmon.
-        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "conmon")
+        is_conmon(pid)
+    }
+
+    /// The pid of the conmon watching container `id`, while that process is still a conmon.
+    fn monitor_pid(&self, id: &str) -> Option<u32> {
+        let pid = std::fs::read_to_string(self.monitor_pidfile(id)).ok()?;
+        let pid = pid.trim().parse::<u32>().ok()?;
+        is_conmon(pid).then_some(pid)
     }
 
     /// Whether conmon has recorded the container's exit (a stat, cheap enough to ask often).
@@ -335,6 +363,31 @@ impl Runtime {
     /// Whether conmon saw the kernel OOM-kill this container.
     pub fn oom_killed(bundle: &Path) -> bool {
         bundle.join("persist").join("oom").exists()
+    }
+
+    /// Removes the exit files, sockets and conmon pid files of containers the OCI runtime no
+    /// longer knows and no conmon watches (left by a delete that was cut short).
+    pub fn sweep_leftovers(&self) {
+        let known: std::collections::HashSet<String> = self.list().into_iter().collect();
+        let names = |dir: &Path| -> Vec<(String, PathBuf)> {
+            std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| Some((e.file_name().into_string().ok()?, e.path())))
+                .collect()
+        };
+        for (name, path) in names(&self.exits).into_iter().chain(names(&self.sockets)) {
+            if !known.contains(&name) && self.monitor_pid(&name).is_none() {
+                let _ = std::fs::remove_file(&path).or_else(|_| std::fs::remove_dir_all(&path));
+            }
+        }
+        for (name, path) in names(&self.monitors) {
+            let id = name.trim_end_matches(".pid");
+            if !known.contains(id) && self.monitor_pid(id).is_none() {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
     }
 
     /// The names of the containers this runtime's state directory knows.
@@ -382,6 +435,29 @@ mod tests {
             }
         }
         rt.state(id)
+    }
+
+    #[test]
+    fn leftovers_of_containers_the_runtime_no_longer_knows_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = scripted(dir.path(), "exit 0");
+        for d in [&rt.root, &rt.exits, &rt.sockets, &rt.monitors] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::create_dir(rt.root.join("kept")).unwrap();
+        for id in ["kept", "gone"] {
+            std::fs::write(rt.exits.join(id), "0").unwrap();
+            std::fs::create_dir(rt.sockets.join(id)).unwrap();
+            // This test's own pid: a live process, but no conmon.
+            std::fs::write(rt.monitor_pidfile(id), std::process::id().to_string()).unwrap();
+        }
+        rt.sweep_leftovers();
+        for id in ["kept", "gone"] {
+            let here = id == "kept";
+            assert_eq!(rt.exits.join(id).exists(), here, "exit file of {id}");
+            assert_eq!(rt.sockets.join(id).exists(), here, "sockets of {id}");
+            assert_eq!(rt.monitor_pidfile(id).exists(), here, "pid file of {id}");
+        }
     }
 
     #[test]

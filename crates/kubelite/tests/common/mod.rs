@@ -497,6 +497,30 @@ pub fn sweep_node(state: &Path, bridge: &str) {
             let _ = Command::new("ip").args(["netns", "delete", ns]).status();
         }
     }
+    // The pod cgroups of whatever pods are left, in every hierarchy (v1) or the one (v2).
+    let hierarchies: Vec<PathBuf> = std::iter::once(PathBuf::from("/sys/fs/cgroup"))
+        .chain(
+            std::fs::read_dir("/sys/fs/cgroup")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path()),
+        )
+        .collect();
+    for pod in std::fs::read_dir(state.join("pods"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let uid = pod.file_name().to_string_lossy().into_owned();
+        for root in &hierarchies {
+            let group = root.join("kubelite").join(format!("pod{uid}"));
+            for child in std::fs::read_dir(&group).into_iter().flatten().flatten() {
+                let _ = std::fs::remove_dir(child.path());
+            }
+            let _ = std::fs::remove_dir(&group);
+        }
+    }
     let prefix = state.display().to_string();
     if let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") {
         for target in mounts
