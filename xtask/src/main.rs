@@ -1,9 +1,12 @@
 //! kubelite's development tasks, run as `cargo xtask <task>` (alias in `.cargo/config.toml`).
 //!
 //! - `demo-image`: builds the offline kuard demo image archive ([`demo_image`]).
+//! - `list-strategies`: the patch strategies of the Kubernetes types' fields, from Kubernetes'
+//!   OpenAPI definitions ([`list_strategies`]).
 
 mod demo_image;
 mod elf;
+mod list_strategies;
 mod oci;
 mod tree;
 
@@ -30,6 +33,16 @@ enum Task {
         #[arg(long, value_name = "PATH", default_value = "/bin/busybox")]
         busybox: PathBuf,
     },
+    /// Write the table of list and map strategies (`x-kubernetes-patch-strategy` and friends)
+    /// that strategic merge patches follow, from Kubernetes' OpenAPI definitions.
+    ListStrategies {
+        /// Kubernetes' OpenAPI definitions as one JSON document (`$defs` or `definitions`).
+        #[arg(long, value_name = "PATH")]
+        definitions: PathBuf,
+        /// Where to write the table; relative paths are from the workspace root.
+        #[arg(long, value_name = "PATH", default_value = list_strategies::DEFAULT_OUT)]
+        out: PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -38,6 +51,9 @@ fn main() -> anyhow::Result<()> {
     match cli.task {
         Task::DemoImage { out, busybox } => {
             demo_image::run(&root, &demo_image::Options { out, busybox })
+        }
+        Task::ListStrategies { definitions, out } => {
+            list_strategies::run(&definitions, &root.join(out))
         }
     }
 }
@@ -55,7 +71,9 @@ mod tests {
     #[test]
     fn demo_image_defaults() {
         let cli = Cli::try_parse_from(["xtask", "demo-image"]).expect("parse");
-        let Task::DemoImage { out, busybox } = cli.task;
+        let Task::DemoImage { out, busybox } = cli.task else {
+            panic!("not demo-image");
+        };
         assert_eq!(out, Path::new("target/images/kuard-amd64-1.tar"));
         assert_eq!(busybox, Path::new("/bin/busybox"));
     }
@@ -64,7 +82,9 @@ mod tests {
     fn out_can_be_overridden() {
         let cli =
             Cli::try_parse_from(["xtask", "demo-image", "--out", "/tmp/k.tar"]).expect("parse");
-        let Task::DemoImage { out, .. } = cli.task;
+        let Task::DemoImage { out, .. } = cli.task else {
+            panic!("not demo-image");
+        };
         assert_eq!(out, Path::new("/tmp/k.tar"));
     }
 

@@ -1,4 +1,8 @@
-//! The resources kubelite serves: their names, scope, verbs and storage prefix, in one table.
+//! The resources kubelite serves: their names, scope, verbs, storage prefix and schema, in one
+//! table.
+
+use k8s_openapi::api::{coordination, core, events};
+use schemars::{JsonSchema, SchemaGenerator};
 
 /// A subresource such as `pods/status`.
 #[derive(Debug)]
@@ -25,6 +29,14 @@ pub struct Resource {
     pub subresources: &'static [Subresource],
     /// The storage prefix, shared by every version of the same resource (`events` in two groups).
     pub storage: &'static str,
+    /// Adds the kind's JSON schema (from its k8s-openapi type) to a generator and names it.
+    pub schema: fn(&mut SchemaGenerator) -> String,
+}
+
+/// [`Resource::schema`] of the k8s-openapi type `T`.
+fn schema_of<T: JsonSchema>(gen: &mut SchemaGenerator) -> String {
+    gen.subschema_for::<T>();
+    T::schema_name().into_owned()
 }
 
 const ALL_VERBS: &[&str] = &[
@@ -60,6 +72,7 @@ pub static RESOURCES: &[Resource] = &[
             verbs: STATUS_VERBS,
         }],
         storage: "namespaces",
+        schema: schema_of::<core::v1::Namespace>,
     },
     Resource {
         group: "",
@@ -116,6 +129,7 @@ pub static RESOURCES: &[Resource] = &[
             },
         ],
         storage: "pods",
+        schema: schema_of::<core::v1::Pod>,
     },
     Resource {
         group: "",
@@ -135,6 +149,7 @@ pub static RESOURCES: &[Resource] = &[
             verbs: STATUS_VERBS,
         }],
         storage: "minions",
+        schema: schema_of::<core::v1::Node>,
     },
     Resource {
         group: "",
@@ -148,6 +163,7 @@ pub static RESOURCES: &[Resource] = &[
         verbs: ALL_VERBS,
         subresources: &[],
         storage: "events",
+        schema: schema_of::<core::v1::Event>,
     },
     Resource {
         group: "",
@@ -167,6 +183,7 @@ pub static RESOURCES: &[Resource] = &[
             verbs: STATUS_VERBS,
         }],
         storage: "services",
+        schema: schema_of::<core::v1::Service>,
     },
     Resource {
         group: "",
@@ -186,6 +203,7 @@ pub static RESOURCES: &[Resource] = &[
             verbs: &["create"],
         }],
         storage: "serviceaccounts",
+        schema: schema_of::<core::v1::ServiceAccount>,
     },
     Resource {
         group: "",
@@ -199,6 +217,7 @@ pub static RESOURCES: &[Resource] = &[
         verbs: ALL_VERBS,
         subresources: &[],
         storage: "configmaps",
+        schema: schema_of::<core::v1::ConfigMap>,
     },
     Resource {
         group: "",
@@ -212,6 +231,7 @@ pub static RESOURCES: &[Resource] = &[
         verbs: ALL_VERBS,
         subresources: &[],
         storage: "secrets",
+        schema: schema_of::<core::v1::Secret>,
     },
     Resource {
         group: "coordination.k8s.io",
@@ -225,6 +245,7 @@ pub static RESOURCES: &[Resource] = &[
         verbs: ALL_VERBS,
         subresources: &[],
         storage: "leases",
+        schema: schema_of::<coordination::v1::Lease>,
     },
     Resource {
         group: "events.k8s.io",
@@ -238,6 +259,7 @@ pub static RESOURCES: &[Resource] = &[
         verbs: ALL_VERBS,
         subresources: &[],
         storage: "events",
+        schema: schema_of::<events::v1::Event>,
     },
 ];
 

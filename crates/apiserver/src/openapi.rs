@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use schemars::generate::SchemaSettings;
-use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{json, Map, Value};
 use sha2::Digest;
 
@@ -39,27 +38,6 @@ pub struct Documents {
 
 /// The minimal protobuf OpenAPI v2 `Document` (swagger "2.0", info title and version).
 pub const OPENAPI_V2_PROTOBUF: &[u8] = b"\x0a\x032.0\x12\x15\x0a\x0aKubernetes\x12\x07v1.33.0";
-
-fn schema_for(gen: &mut SchemaGenerator, r: &Resource) -> Option<String> {
-    fn add<T: JsonSchema>(gen: &mut SchemaGenerator) -> String {
-        gen.subschema_for::<T>();
-        T::schema_name().into_owned()
-    }
-    use k8s_openapi::api;
-    Some(match (r.group, r.kind) {
-        ("", "Pod") => add::<api::core::v1::Pod>(gen),
-        ("", "Namespace") => add::<api::core::v1::Namespace>(gen),
-        ("", "Node") => add::<api::core::v1::Node>(gen),
-        ("", "Event") => add::<api::core::v1::Event>(gen),
-        ("", "Service") => add::<api::core::v1::Service>(gen),
-        ("", "ServiceAccount") => add::<api::core::v1::ServiceAccount>(gen),
-        ("", "ConfigMap") => add::<api::core::v1::ConfigMap>(gen),
-        ("", "Secret") => add::<api::core::v1::Secret>(gen),
-        ("events.k8s.io", "Event") => add::<api::events::v1::Event>(gen),
-        ("coordination.k8s.io", "Lease") => add::<api::coordination::v1::Lease>(gen),
-        _ => return None,
-    })
-}
 
 fn param(name: &str, location: &str, description: &str) -> Value {
     let mut p = json!({"name": name, "in": location, "description": description, "schema": {"type": "string", "uniqueItems": true}});
@@ -183,12 +161,12 @@ fn group_version_document(group: &str, version: &str) -> Value {
         .iter()
         .filter(|r| r.group == group && r.version == version)
     {
-        if let Some(schema) = schema_for(&mut gen, r) {
-            paths_for(r, &schema, &base, &mut paths);
-            kinds.push((schema, r));
-        }
+        let schema = (r.schema)(&mut gen);
+        paths_for(r, &schema, &base, &mut paths);
+        kinds.push((schema, r));
     }
     let mut schemas = gen.take_definitions(true);
+    api::patch::schema::annotate(&mut schemas);
     for (schema, r) in kinds {
         if let Some(Value::Object(s)) = schemas.get_mut(&schema) {
             s.insert(

@@ -534,7 +534,7 @@ async fn modify(
                 // write means applying the patch again to the newer object, as Kubernetes does.
                 let mut base = old.clone();
                 meta::meta_mut(&mut base).remove("resourceVersion");
-                let patched = patch::apply(&base, bytes, *kind)?;
+                let patched = patch::apply(resource, &base, bytes, *kind)?;
                 let decoded = registry::decode_value(resource, patched, Vec::new(), mode)?;
                 (decoded.object, decoded.warnings)
             }

@@ -1,10 +1,15 @@
 //! Patches: JSON patch (RFC 6902), JSON merge patch (RFC 7386) and Kubernetes' strategic merge
-//! patch, which merges lists of objects by a key (containers by `name`) and understands the
-//! `$patch`, `$setElementOrder`, `$retainKeys` and `$deleteFromPrimitiveList` directives.
+//! patch, which merges each list as its type says (containers by `name`, finalizers as a set,
+//! the rest replaced whole; [`schema`]) and understands the `$patch`, `$setElementOrder`,
+//! `$retainKeys` and `$deleteFromPrimitiveList` directives.
+
+pub mod schema;
 
 use serde_json::{Map, Value};
 
+use crate::resource::Resource;
 use crate::status::ApiError;
+use schema::{ListStrategy, Types};
 
 /// The patch formats, by request Content-Type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,8 +74,13 @@ fn apply_json_patch(original: &Value, ops: json_patch::Patch) -> Result<Value, A
     Ok(doc)
 }
 
-/// Applies `patch` to `original` and returns the patched object.
-pub fn apply(original: &Value, patch: &[u8], kind: PatchType) -> Result<Value, ApiError> {
+/// Applies `patch` to `original`, an object of `resource`, and returns the patched object.
+pub fn apply(
+    resource: &'static Resource,
+    original: &Value,
+    patch: &[u8],
+    kind: PatchType,
+) -> Result<Value, ApiError> {
     let body: Value = serde_json::from_slice(patch)
         .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
     match kind {
@@ -98,48 +108,10 @@ pub fn apply(original: &Value, patch: &[u8], kind: PatchType) -> Result<Value, A
             let Value::Object(o) = original.clone() else {
                 return Err(ApiError::internal("the stored object is not a JSON object"));
             };
-            Ok(Value::Object(merge_map(o, p, &mut Vec::new())?))
+            let types = Types::of(resource);
+            let merger = Merger { types };
+            Ok(Value::Object(merger.merge_map(o, p, Some(types.root()))?))
         }
-    }
-}
-
-/// How a list field merges, from the `patchStrategy`/`patchMergeKey` tags of the Kubernetes types
-/// kubelite serves. Lists not named here are replaced whole.
-enum ListStrategy {
-    ByKey(&'static str),
-    Primitive,
-    Replace,
-}
-
-fn strategy(path: &[String]) -> ListStrategy {
-    let p: Vec<&str> = path.iter().map(String::as_str).collect();
-    match p.as_slice() {
-        ["metadata", "finalizers"] => ListStrategy::Primitive,
-        ["metadata", "ownerReferences"] => ListStrategy::ByKey("uid"),
-        ["spec", "containers" | "initContainers" | "ephemeralContainers"] => {
-            ListStrategy::ByKey("name")
-        }
-        ["spec", "volumes" | "imagePullSecrets" | "resourceClaims" | "schedulingGates"] => {
-            ListStrategy::ByKey("name")
-        }
-        ["spec", "hostAliases"] => ListStrategy::ByKey("ip"),
-        // A Node's `spec.taints` is atomic (`+listType=atomic`): a patch replaces it whole.
-        ["spec", "containers" | "initContainers" | "ephemeralContainers", "ports"] => {
-            ListStrategy::ByKey("containerPort")
-        }
-        ["spec", "containers" | "initContainers" | "ephemeralContainers", "env"] => {
-            ListStrategy::ByKey("name")
-        }
-        ["spec", "containers" | "initContainers" | "ephemeralContainers", "volumeMounts"] => {
-            ListStrategy::ByKey("mountPath")
-        }
-        ["spec", "containers" | "initContainers" | "ephemeralContainers", "volumeDevices"] => {
-            ListStrategy::ByKey("devicePath")
-        }
-        ["status", "conditions"] => ListStrategy::ByKey("type"),
-        ["status", "addresses"] => ListStrategy::ByKey("type"),
-        ["status", "podIPs" | "hostIPs"] => ListStrategy::ByKey("ip"),
-        _ => ListStrategy::Replace,
     }
 }
 
@@ -147,88 +119,178 @@ fn invalid_patch(msg: impl Into<String>) -> ApiError {
     ApiError::bad_request(msg)
 }
 
-fn merge_map(
-    mut original: Map<String, Value>,
-    mut patch: Map<String, Value>,
-    path: &mut Vec<String>,
-) -> Result<Map<String, Value>, ApiError> {
-    match patch.remove("$patch") {
-        Some(Value::String(d)) if d == "replace" => return Ok(strip_directives(patch)),
-        Some(Value::String(d)) if d == "delete" => return Ok(Map::new()),
-        Some(other) => return Err(invalid_patch(format!("unknown patch type: {other}"))),
-        None => {}
-    }
-    let retain = patch.remove("$retainKeys");
-    let mut orders = Vec::new();
-    let mut deletions = Vec::new();
-    let keys: Vec<String> = patch.keys().cloned().collect();
-    for key in keys {
-        if let Some(field) = key.strip_prefix("$setElementOrder/") {
-            orders.push((field.to_string(), patch.remove(&key).unwrap_or_default()));
-        } else if let Some(field) = key.strip_prefix("$deleteFromPrimitiveList/") {
-            deletions.push((field.to_string(), patch.remove(&key).unwrap_or_default()));
-        }
-    }
-    for (key, value) in patch {
-        path.push(key.clone());
-        let merged = match (original.remove(&key), value) {
-            (_, Value::Null) => None,
-            (Some(Value::Object(o)), Value::Object(p)) => {
-                let deleting = p.get("$patch").and_then(Value::as_str) == Some("delete");
-                if deleting {
-                    None
-                } else {
-                    Some(Value::Object(merge_map(o, p, path)?))
-                }
+/// A strategic merge over the types of one resource.
+struct Merger<'t> {
+    types: &'t Types,
+}
+
+impl Merger<'_> {
+    /// How field `field` of type `ty` merges, and the type it holds.
+    fn field(&self, ty: Option<&str>, field: &str) -> (ListStrategy, Option<&str>) {
+        match ty {
+            Some(ty) => {
+                let f = self.types.field(ty, field);
+                (f.list, f.ty)
             }
-            (Some(Value::Array(o)), Value::Array(p)) => Some(Value::Array(merge_list(o, p, path)?)),
-            (None, Value::Object(p)) => {
-                let deleting = p.get("$patch").and_then(Value::as_str) == Some("delete");
-                if deleting {
-                    None
-                } else {
-                    Some(Value::Object(merge_map(Map::new(), p, path)?))
-                }
+            None => (ListStrategy::Replace, None),
+        }
+    }
+
+    fn merge_map(
+        &self,
+        mut original: Map<String, Value>,
+        mut patch: Map<String, Value>,
+        ty: Option<&str>,
+    ) -> Result<Map<String, Value>, ApiError> {
+        match patch.remove("$patch") {
+            Some(Value::String(d)) if d == "replace" => return Ok(strip_directives(patch)),
+            Some(Value::String(d)) if d == "delete" => return Ok(Map::new()),
+            Some(other) => return Err(invalid_patch(format!("unknown patch type: {other}"))),
+            None => {}
+        }
+        let retain = patch.remove("$retainKeys");
+        let mut orders = Vec::new();
+        let mut deletions = Vec::new();
+        let keys: Vec<String> = patch.keys().cloned().collect();
+        for key in keys {
+            if let Some(field) = key.strip_prefix("$setElementOrder/") {
+                orders.push((field.to_string(), patch.remove(&key).unwrap_or_default()));
+            } else if let Some(field) = key.strip_prefix("$deleteFromPrimitiveList/") {
+                deletions.push((field.to_string(), patch.remove(&key).unwrap_or_default()));
             }
-            (None, Value::Array(p)) => Some(Value::Array(merge_list(Vec::new(), p, path)?)),
-            (_, v) => Some(v),
-        };
-        path.pop();
-        if let Some(v) = merged {
-            original.insert(key, v);
         }
-    }
-    for (field, values) in deletions {
-        if let (Some(Value::Array(list)), Value::Array(remove)) = (original.get_mut(&field), values)
-        {
-            list.retain(|v| !remove.contains(v));
+        for (key, value) in patch {
+            let (strategy, inner) = self.field(ty, &key);
+            let merged = match (original.remove(&key), value) {
+                (_, Value::Null) => None,
+                (_, Value::Object(p)) if is_delete(&p) => None,
+                (Some(Value::Object(o)), Value::Object(p)) => {
+                    Some(Value::Object(self.merge_map(o, p, inner)?))
+                }
+                (None, Value::Object(p)) => {
+                    Some(Value::Object(self.merge_map(Map::new(), p, inner)?))
+                }
+                (Some(Value::Array(o)), Value::Array(p)) => {
+                    Some(Value::Array(self.merge_list(o, p, &strategy, inner, &key)?))
+                }
+                (None, Value::Array(p)) => Some(Value::Array(self.merge_list(
+                    Vec::new(),
+                    p,
+                    &strategy,
+                    inner,
+                    &key,
+                )?)),
+                (_, v) => Some(v),
+            };
+            if let Some(v) = merged {
+                original.insert(key, v);
+            }
         }
-    }
-    for (field, order) in orders {
-        path.push(field.clone());
-        if let (Some(Value::Array(list)), Value::Array(order)) = (original.get_mut(&field), order) {
-            let key = match strategy(path) {
+        for (field, values) in deletions {
+            if let (Some(Value::Array(list)), Value::Array(remove)) =
+                (original.get_mut(&field), values)
+            {
+                list.retain(|v| !remove.contains(v));
+            }
+        }
+        for (field, order) in orders {
+            let key = match self.field(ty, &field).0 {
                 ListStrategy::ByKey(k) => Some(k),
                 _ => None,
             };
-            let position = |v: &Value| {
-                order
-                    .iter()
-                    .position(|o| match key {
-                        Some(k) => o.get(k) == v.get(k),
-                        None => o == v,
-                    })
-                    .unwrap_or(usize::MAX)
-            };
-            list.sort_by_key(position);
+            if let (Some(Value::Array(list)), Value::Array(order)) =
+                (original.get_mut(&field), order)
+            {
+                let position = |v: &Value| {
+                    order
+                        .iter()
+                        .position(|o| match &key {
+                            Some(k) => o.get(k) == v.get(k),
+                            None => o == v,
+                        })
+                        .unwrap_or(usize::MAX)
+                };
+                list.sort_by_key(position);
+            }
         }
-        path.pop();
+        if let Some(Value::Array(keep)) = retain {
+            let keep: Vec<&str> = keep.iter().filter_map(Value::as_str).collect();
+            original.retain(|k, _| keep.contains(&k.as_str()));
+        }
+        Ok(original)
     }
-    if let Some(Value::Array(keep)) = retain {
-        let keep: Vec<&str> = keep.iter().filter_map(Value::as_str).collect();
-        original.retain(|k, _| keep.contains(&k.as_str()));
+
+    /// Merges list `field` (of `strategy`, holding objects of type `ty`).
+    fn merge_list(
+        &self,
+        original: Vec<Value>,
+        patch: Vec<Value>,
+        strategy: &ListStrategy,
+        ty: Option<&str>,
+        field: &str,
+    ) -> Result<Vec<Value>, ApiError> {
+        // `{"$patch": "replace"}` as an element replaces the whole list with the other elements.
+        if patch
+            .iter()
+            .any(|v| v.get("$patch").and_then(Value::as_str) == Some("replace"))
+        {
+            return Ok(patch
+                .into_iter()
+                .filter(|v| v.get("$patch").is_none())
+                .collect());
+        }
+        match strategy {
+            ListStrategy::Replace => Ok(patch),
+            ListStrategy::Primitive => {
+                let mut out = original;
+                for v in patch {
+                    if !out.contains(&v) {
+                        out.push(v);
+                    }
+                }
+                Ok(out)
+            }
+            ListStrategy::ByKey(key) => {
+                let mut out = original;
+                for item in patch {
+                    let Value::Object(mut item) = item else {
+                        return Err(invalid_patch(format!(
+                            "the list {field} must hold objects merged by {key}"
+                        )));
+                    };
+                    let Some(id) = item.get(key).cloned() else {
+                        return Err(invalid_patch(format!(
+                            "map: {item:?} does not contain declared merge key: {key}"
+                        )));
+                    };
+                    let at = out.iter().position(|o| o.get(key) == Some(&id));
+                    match (at, is_delete(&item)) {
+                        (Some(i), true) => {
+                            out.remove(i);
+                        }
+                        (None, true) => {}
+                        (Some(i), false) => {
+                            let existing = match out[i].take() {
+                                Value::Object(m) => m,
+                                _ => Map::new(),
+                            };
+                            out[i] = Value::Object(self.merge_map(existing, item, ty)?);
+                        }
+                        (None, false) => {
+                            item.remove("$patch");
+                            out.push(Value::Object(self.merge_map(Map::new(), item, ty)?));
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
     }
-    Ok(original)
+}
+
+/// Whether a patch's object is `{"$patch": "delete", …}`.
+fn is_delete(patch: &Map<String, Value>) -> bool {
+    patch.get("$patch").and_then(Value::as_str) == Some("delete")
 }
 
 fn strip_directives(mut m: Map<String, Value>) -> Map<String, Value> {
@@ -236,74 +298,17 @@ fn strip_directives(mut m: Map<String, Value>) -> Map<String, Value> {
     m
 }
 
-fn merge_list(
-    original: Vec<Value>,
-    patch: Vec<Value>,
-    path: &mut Vec<String>,
-) -> Result<Vec<Value>, ApiError> {
-    // `{"$patch": "replace"}` as an element replaces the whole list with the other elements.
-    if patch
-        .iter()
-        .any(|v| v.get("$patch").and_then(Value::as_str) == Some("replace"))
-    {
-        return Ok(patch
-            .into_iter()
-            .filter(|v| v.get("$patch").is_none())
-            .collect());
-    }
-    match strategy(path) {
-        ListStrategy::Replace => Ok(patch),
-        ListStrategy::Primitive => {
-            let mut out = original;
-            for v in patch {
-                if !out.contains(&v) {
-                    out.push(v);
-                }
-            }
-            Ok(out)
-        }
-        ListStrategy::ByKey(key) => {
-            let mut out = original;
-            for item in patch {
-                let Value::Object(mut item) = item else {
-                    return Err(invalid_patch(format!(
-                        "the list {} must hold objects merged by {key}",
-                        path.join(".")
-                    )));
-                };
-                let Some(id) = item.get(key).cloned() else {
-                    return Err(invalid_patch(format!(
-                        "map: {item:?} does not contain declared merge key: {key}"
-                    )));
-                };
-                let at = out.iter().position(|o| o.get(key) == Some(&id));
-                let delete = item.get("$patch").and_then(Value::as_str) == Some("delete");
-                match (at, delete) {
-                    (Some(i), true) => {
-                        out.remove(i);
-                    }
-                    (None, true) => {}
-                    (Some(i), false) => {
-                        let existing = match out[i].take() {
-                            Value::Object(m) => m,
-                            _ => Map::new(),
-                        };
-                        out[i] = Value::Object(merge_map(existing, item, path)?);
-                    }
-                    (None, false) => {
-                        item.remove("$patch");
-                        out.push(Value::Object(merge_map(Map::new(), item, path)?));
-                    }
-                }
-            }
-            Ok(out)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pods() -> &'static Resource {
+        crate::resource::find("", "v1", "pods").expect("pods are served")
+    }
+
+    fn nodes() -> &'static Resource {
+        crate::resource::find("", "v1", "nodes").expect("nodes are served")
+    }
 
     #[test]
     fn json_patches_are_bounded_in_operations_and_in_what_copies_add() {
@@ -314,7 +319,7 @@ mod tests {
             )
             .collect();
         let body = serde_json::to_vec(&doubling).expect("json");
-        let err = apply(&doc, &body, PatchType::Json).expect_err("bounded");
+        let err = apply(pods(), &doc, &body, PatchType::Json).expect_err("bounded");
         assert_eq!(err.code, 422);
         assert!(
             err.message.contains("accumulated size increase of copy"),
@@ -325,6 +330,7 @@ mod tests {
             .map(|_| serde_json::json!({"op": "test", "path": "/spec", "value": {"args": ["x"]}}))
             .collect();
         let err = apply(
+            pods(),
             &doc,
             &serde_json::to_vec(&many).expect("json"),
             PatchType::Json,
@@ -338,6 +344,7 @@ mod tests {
         );
         let fine = serde_json::json!([{"op": "copy", "from": "/spec/args", "path": "/spec/more"}]);
         let done = apply(
+            pods(),
             &doc,
             &serde_json::to_vec(&fine).expect("json"),
             PatchType::Json,
@@ -355,7 +362,13 @@ mod tests {
     }
 
     fn smp(patch: Value) -> Value {
-        apply(&pod(), patch.to_string().as_bytes(), PatchType::Strategic).unwrap()
+        apply(
+            pods(),
+            &pod(),
+            patch.to_string().as_bytes(),
+            PatchType::Strategic,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -380,6 +393,7 @@ mod tests {
         ]}});
         let patch = json!({"spec": {"taints": [{"key": "b", "effect": "NoSchedule"}]}});
         let out = apply(
+            nodes(),
             &node,
             &serde_json::to_vec(&patch).unwrap(),
             PatchType::Strategic,
@@ -410,6 +424,7 @@ mod tests {
     #[test]
     fn json_and_merge_patches() {
         let out = apply(
+            pods(),
             &pod(),
             br#"[{"op":"add","path":"/spec/containers/0/args","value":["--address",":8081"]}]"#,
             PatchType::Json,
@@ -417,6 +432,7 @@ mod tests {
         .unwrap();
         assert_eq!(out["spec"]["containers"][0]["args"][1], ":8081");
         let err = apply(
+            pods(),
             &pod(),
             br#"[{"op":"remove","path":"/nope"}]"#,
             PatchType::Json,
@@ -424,6 +440,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.code, 422);
         let out = apply(
+            pods(),
             &pod(),
             br#"{"spec":{"containers":[{"name":"x"}]}}"#,
             PatchType::Merge,
@@ -435,7 +452,9 @@ mod tests {
             "merge patch replaces lists"
         );
         assert_eq!(
-            apply(&pod(), b"{bad", PatchType::Merge).unwrap_err().code,
+            apply(pods(), &pod(), b"{bad", PatchType::Merge)
+                .unwrap_err()
+                .code,
             400
         );
     }
