@@ -7,9 +7,10 @@ use serde_json::Value;
 use crate::args::EditArgs;
 use crate::config::Context;
 use crate::get::{self, get_value, name_of};
-use crate::mutate::three_way;
 use crate::output;
 use crate::Error;
+use api::patch::diff::three_way;
+use api::patch::schema::Types;
 use api::validation::go_quote;
 
 const HEADER: &str = "# Please edit the object below. Lines beginning with a '#' will be ignored,\n# and an empty file will abort the edit. If an error occurs while saving this file will be\n# reopened with the relevant failures.\n#\n";
@@ -141,7 +142,8 @@ pub async fn run(ctx: &Context, args: EditArgs) -> Result<(), Error> {
                 "At least one of apiVersion, kind and name was changed",
             ));
         }
-        let patch = three_way(&original, &edited, &original);
+        let types = Types::of_kind(&resource.group, &resource.kind);
+        let patch = three_way(types, &original, &edited, &original);
         let req = http::Request::patch(format!("{path}?fieldManager=kubectl-edit"))
             .header(
                 http::header::CONTENT_TYPE,

@@ -5,6 +5,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use api::patch::diff::three_way;
+use api::patch::schema::Types;
 use serde_json::{json, Value};
 
 use crate::args::{DeleteArgs, FileArgs, LabelArgs, PatchArgs, RunArgs};
@@ -229,7 +231,8 @@ async fn apply_one(ctx: &Context, m: &Manifest, output: Option<&str>) -> Result<
         .as_str()
         .and_then(|s| serde_json::from_str(s).ok())
         .unwrap_or(Value::Null);
-    let patch = three_way(&original, &modified, &current);
+    let types = Types::of_kind(&resource.group, &resource.kind);
+    let patch = three_way(types, &original, &modified, &current);
     if patch.as_object().is_none_or(|p| p.is_empty()) {
         return report(&current, "unchanged", output);
     }
@@ -245,37 +248,6 @@ async fn apply_one(ctx: &Context, m: &Manifest, output: Option<&str>) -> Result<
     .await
     .map_err(|e| e.with_context(format!("error when applying patch:\n{}\n\nto:\nResource: \"{}\", GroupVersionKind: \"{}\"\nName: \"{name}\", Namespace: \"{namespace}\"\nfor: \"{}\"", crate::output::json_compact(&patch), resource.qualified_plural(), resource.kind, m.source)))?;
     report(&patched, "configured", output)
-}
-
-/// What turns `current` into `modified`: fields that differ, and `null` for fields the previous
-/// apply (`original`) set that `modified` no longer has. Lists are sent whole when they changed.
-pub fn three_way(original: &Value, modified: &Value, current: &Value) -> Value {
-    let mut patch = serde_json::Map::new();
-    if let Value::Object(m) = modified {
-        for (key, want) in m {
-            let have = &current[key];
-            match (want, have) {
-                (Value::Object(_), Value::Object(_)) => {
-                    let inner = three_way(&original[key], want, have);
-                    if inner.as_object().is_some_and(|o| !o.is_empty()) {
-                        patch.insert(key.clone(), inner);
-                    }
-                }
-                _ if want != have => {
-                    patch.insert(key.clone(), want.clone());
-                }
-                _ => {}
-            }
-        }
-        if let Value::Object(o) = original {
-            for key in o.keys() {
-                if !m.contains_key(key) && !current[key].is_null() {
-                    patch.insert(key.clone(), Value::Null);
-                }
-            }
-        }
-    }
-    Value::Object(patch)
 }
 
 /// `kubectl delete`
@@ -570,11 +542,12 @@ mod tests {
         let modified = json!({"metadata": {"labels": {"a": "1", "c": "3"}}, "spec": {"x": 1}});
         let current = json!({"metadata": {"labels": {"a": "1", "b": "2"}, "uid": "u"}, "spec": {"x": 1, "y": 2}});
         assert_eq!(
-            three_way(&original, &modified, &current),
+            three_way(None, &original, &modified, &current),
             json!({"metadata": {"labels": {"b": null, "c": "3"}}})
         );
         assert_eq!(
             three_way(
+                None,
                 &modified,
                 &modified,
                 &json!({"metadata": {"labels": {"a": "1", "c": "3"}}, "spec": {"x": 1}})

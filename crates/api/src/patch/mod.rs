@@ -3,6 +3,7 @@
 //! the rest replaced whole; [`schema`]) and understands the `$patch`, `$setElementOrder`,
 //! `$retainKeys` and `$deleteFromPrimitiveList` directives.
 
+pub mod diff;
 pub mod schema;
 
 use serde_json::{Map, Value};

@@ -120,6 +120,14 @@ impl Types {
             })
     }
 
+    /// The types of the served kind `kind` of `group`, if kubelite serves it.
+    pub fn of_kind(group: &str, kind: &str) -> Option<&'static Types> {
+        crate::resource::RESOURCES
+            .iter()
+            .find(|r| r.group == group && r.kind == kind)
+            .map(Types::of)
+    }
+
     /// The resource's own type (`io.k8s.api.core.v1.Pod`).
     pub fn root(&self) -> &str {
         &self.root
