@@ -8,8 +8,10 @@
 //! **Invariant:** this crate does no I/O: no network, no files, no clocks other than "now" for
 //! timestamps. Everything here is a pure function of its inputs and unit-tested as such.
 
+pub mod label_selector;
 pub mod meta;
 pub mod patch;
+pub mod pdb;
 pub mod pod;
 pub mod quantity;
 pub mod registry;

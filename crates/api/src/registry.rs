@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -257,6 +258,7 @@ pub fn decode_value(
             roundtrip::<k8s_openapi::api::events::v1::Event>(value, &mut unknown)
         }
         ("coordination.k8s.io", "Lease") => roundtrip::<Lease>(value, &mut unknown),
+        ("policy", "PodDisruptionBudget") => roundtrip::<PodDisruptionBudget>(value, &mut unknown),
         _ => Ok(value),
     }
     .map_err(|e| cannot_handle(resource, e))?;
@@ -345,6 +347,11 @@ pub fn prepare_create(resource: &Resource, obj: &mut Value) -> Result<(), ApiErr
         }
         ("", "Node") => taint_new_node(obj),
         ("", "Secret") => crate::secret::prepare(obj),
+        ("policy", "PodDisruptionBudget") => {
+            // Status is the disruption controller's to write; a new budget has observed nothing.
+            obj["status"] = json!({"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0});
+            obj["metadata"]["generation"] = json!(1);
+        }
         _ => {}
     }
     Ok(())
@@ -389,6 +396,7 @@ pub fn validate_create(resource: &Resource, obj: &Value) -> Result<ErrorList, Ap
             }
         }
         ("", "Secret") => errs.extend(crate::secret::validate(obj)),
+        ("policy", "PodDisruptionBudget") => errs.extend(crate::pdb::validate(&typed(obj)?)),
         _ => {}
     }
     Ok(errs)
@@ -429,6 +437,12 @@ pub fn prepare_and_validate_update(
     if (resource.group, resource.kind) == ("", "Secret") {
         crate::secret::prepare(new);
         errs.extend(crate::secret::validate_update(new, old));
+    }
+    if (resource.group, resource.kind) == ("policy", "PodDisruptionBudget") {
+        let generation = old["metadata"]["generation"].as_i64().unwrap_or(1);
+        let changed = subresource.is_none() && new.get("spec") != old.get("spec");
+        new["metadata"]["generation"] = json!(if changed { generation + 1 } else { generation });
+        errs.extend(crate::pdb::validate(&typed(new)?));
     }
     if (resource.group, resource.kind) == ("", "Pod") {
         let mut new_pod: Pod = typed(new)?;

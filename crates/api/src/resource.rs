@@ -1,7 +1,7 @@
 //! The resources kubelite serves: their names, scope, verbs, storage prefix and schema, in one
 //! table.
 
-use k8s_openapi::api::{coordination, core, events};
+use k8s_openapi::api::{coordination, core, events, policy};
 use schemars::{JsonSchema, SchemaGenerator};
 
 /// A subresource such as `pods/status`.
@@ -98,6 +98,13 @@ pub static RESOURCES: &[Resource] = &[
                 group: "",
                 version: "v1",
                 verbs: &["create", "get"],
+            },
+            Subresource {
+                name: "eviction",
+                kind: "Eviction",
+                group: "policy",
+                version: "v1",
+                verbs: &["create"],
             },
             Subresource {
                 name: "exec",
@@ -260,6 +267,26 @@ pub static RESOURCES: &[Resource] = &[
         subresources: &[],
         storage: "events",
         schema: schema_of::<events::v1::Event>,
+    },
+    Resource {
+        group: "policy",
+        version: "v1",
+        kind: "PodDisruptionBudget",
+        plural: "poddisruptionbudgets",
+        singular: "poddisruptionbudget",
+        namespaced: true,
+        short_names: &["pdb"],
+        categories: &[],
+        verbs: ALL_VERBS,
+        subresources: &[Subresource {
+            name: "status",
+            kind: "PodDisruptionBudget",
+            group: "policy",
+            version: "v1",
+            verbs: STATUS_VERBS,
+        }],
+        storage: "poddisruptionbudgets",
+        schema: schema_of::<policy::v1::PodDisruptionBudget>,
     },
 ];
 

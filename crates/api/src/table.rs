@@ -81,6 +81,13 @@ fn columns(resource: &Resource) -> Vec<Column> {
             Column("Data", "string", 0, "Data contains the configuration data."),
             AGE,
         ],
+        ("policy", "PodDisruptionBudget") => vec![
+            NAME,
+            Column("Min Available", "string", 0, "The minimum number of pods that must be available simultaneously.  This can be either an integer or a string specifying a percentage, e.g. \"28%\"."),
+            Column("Max Unavailable", "string", 0, "The maximum number of pods that may be unavailable simultaneously.  This can be either an integer or a string specifying a percentage, e.g. \"28%\"."),
+            Column("Allowed Disruptions", "integer", 0, "Calculated number of pods that may be disrupted at this time."),
+            AGE,
+        ],
         ("", "ServiceAccount") => vec![
             NAME,
             Column("Secrets", "string", 0, "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use."),
@@ -453,6 +460,20 @@ fn cells(resource: &Resource, obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
             json!(count(&obj["data"]) + count(&obj["binaryData"])),
             json!(age(&obj["metadata"]["creationTimestamp"], now)),
         ],
+        ("policy", "PodDisruptionBudget") => {
+            let bound = |v: &Value| match v {
+                Value::Null => "N/A".to_string(),
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            vec![
+                json!(obj["metadata"]["name"]),
+                json!(bound(&obj["spec"]["minAvailable"])),
+                json!(bound(&obj["spec"]["maxUnavailable"])),
+                json!(obj["status"]["disruptionsAllowed"].as_i64().unwrap_or(0)),
+                json!(age(&obj["metadata"]["creationTimestamp"], now)),
+            ]
+        }
         ("", "ServiceAccount") => vec![
             json!(obj["metadata"]["name"]),
             json!(obj["secrets"].as_array().map_or(0, Vec::len)),

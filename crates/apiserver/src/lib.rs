@@ -16,6 +16,7 @@ pub mod auth;
 pub mod cache;
 pub mod discovery;
 pub mod event_ttl;
+pub mod eviction;
 pub mod http;
 pub mod limits;
 pub mod metrics;

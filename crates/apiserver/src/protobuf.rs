@@ -16,7 +16,8 @@
 //!
 //! Covered: every field, recursively, of core/v1 Namespace, ServiceAccount, ConfigMap, Secret,
 //! Service, Pod, Node, Event and Binding (`pods/binding`), authentication.k8s.io/v1 TokenRequest
-//! (`serviceaccounts/token`), events.k8s.io/v1 Event, coordination.k8s.io/v1 Lease, and meta/v1 DeleteOptions under any apiVersion (typed clients send delete options as
+//! (`serviceaccounts/token`), events.k8s.io/v1 Event, coordination.k8s.io/v1 Lease, policy/v1
+//! PodDisruptionBudget and Eviction (`pods/eviction`), and meta/v1 DeleteOptions under any apiVersion (typed clients send delete options as
 //! protobuf too). The envelope's kind picks the table. Field numbers unknown to the tables (newer
 //! than Kubernetes 1.33) are skipped, as Go's decoder skips them.
 
@@ -98,6 +99,8 @@ fn schema_for(api_version: &str, kind: &str) -> Option<&'static Message> {
         ("v1", "Binding") => &BINDING,
         ("events.k8s.io/v1", "Event") => &EVENTS_EVENT,
         ("coordination.k8s.io/v1", "Lease") => &COORDINATION_LEASE,
+        ("policy/v1", "PodDisruptionBudget") => &POLICY_POD_DISRUPTION_BUDGET,
+        ("policy/v1", "Eviction") => &POLICY_EVICTION,
         (_, "DeleteOptions") => &META_DELETE_OPTIONS,
         _ => return None,
     };
@@ -1334,6 +1337,30 @@ mod schema {
     pub(super) static PHOTON_PERSISTENT_DISK_VOLUME_SOURCE: Message = Message { name: "PhotonPersistentDiskVolumeSource", fields: &[
         one(1, "pdID", Str),
         one(2, "fsType", Str),
+    ] };
+    pub(super) static POLICY_EVICTION: Message = Message { name: "Eviction", fields: &[
+        one(1, "metadata", Msg(&META_OBJECT_META)),
+        ptr(2, "deleteOptions", Msg(&META_DELETE_OPTIONS)),
+    ] };
+    pub(super) static POLICY_POD_DISRUPTION_BUDGET: Message = Message { name: "PodDisruptionBudget", fields: &[
+        one(1, "metadata", Msg(&META_OBJECT_META)),
+        one(2, "spec", Msg(&POLICY_POD_DISRUPTION_BUDGET_SPEC)),
+        one(3, "status", Msg(&POLICY_POD_DISRUPTION_BUDGET_STATUS)),
+    ] };
+    pub(super) static POLICY_POD_DISRUPTION_BUDGET_SPEC: Message = Message { name: "PodDisruptionBudgetSpec", fields: &[
+        ptr(1, "minAvailable", IntOrString),
+        ptr(2, "selector", Msg(&META_LABEL_SELECTOR)),
+        ptr(3, "maxUnavailable", IntOrString),
+        ptr(4, "unhealthyPodEvictionPolicy", Str),
+    ] };
+    pub(super) static POLICY_POD_DISRUPTION_BUDGET_STATUS: Message = Message { name: "PodDisruptionBudgetStatus", fields: &[
+        one(1, "observedGeneration", I64),
+        map(2, "disruptedPods", Time),
+        one(3, "disruptionsAllowed", I32),
+        one(4, "currentHealthy", I32),
+        one(5, "desiredHealthy", I32),
+        one(6, "expectedPods", I32),
+        list(7, "conditions", Msg(&META_CONDITION)),
     ] };
     pub(super) static POD: Message = Message { name: "Pod", fields: &[
         one(1, "metadata", Msg(&META_OBJECT_META)),

@@ -34,7 +34,7 @@ impl Target {
     fn ns(&self) -> Option<&str> {
         self.namespace.as_deref()
     }
-    fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         self.name.as_deref().unwrap_or("")
     }
     fn key(&self) -> String {
@@ -92,6 +92,60 @@ fn encode_for_store(resource: &Resource, obj: &Value) -> Result<Vec<u8>> {
         return Err(ApiError::new(500, "", "etcdserver: request is too large"));
     }
     Ok(bytes)
+}
+
+/// The stored object `target` names and its revision (404 when there is none).
+pub(crate) async fn read(server: &Server, target: &Target) -> Result<(Value, i64)> {
+    let current = server
+        .store
+        .get(&target.key())
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| target.not_found())?;
+    let obj = parse_stored(target, &current.value, current.mod_revision)?;
+    Ok((obj, current.mod_revision))
+}
+
+/// Every stored object of `target`'s resource in its namespace, with their revisions.
+pub(crate) async fn read_all(server: &Server, target: &Target) -> Result<Vec<(Value, i64)>> {
+    let (listed, _) = server
+        .store
+        .list(&target.resource.prefix(target.ns()))
+        .await
+        .map_err(internal)?;
+    listed
+        .iter()
+        .map(|kv| {
+            Ok((
+                parse_stored(target, &kv.value, kv.mod_revision)?,
+                kv.mod_revision,
+            ))
+        })
+        .collect()
+}
+
+/// What a write of an object read at some revision did.
+pub(crate) enum Written {
+    /// Stored, at this revision.
+    At(i64),
+    /// Someone else wrote it since it was read.
+    Conflict,
+}
+
+/// Stores `obj` as `target` if it is still at `revision` (no admission or validation: for
+/// writes the server makes itself, as subresources do).
+pub(crate) async fn write(
+    server: &Server,
+    target: &Target,
+    obj: &Value,
+    revision: i64,
+) -> Result<Written> {
+    let encoded = encode_for_store(target.resource, obj)?;
+    match server.store.update(&target.key(), encoded, revision).await {
+        Ok(rev) => Ok(Written::At(rev)),
+        Err(StoreError::Conflict { .. }) => Ok(Written::Conflict),
+        Err(e) => Err(store_error(target, e)),
+    }
 }
 
 fn with_revision(mut obj: Value, rev: i64) -> Value {

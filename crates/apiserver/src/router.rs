@@ -497,6 +497,9 @@ async fn serve_resource(
         (&Method::GET, true, None | Some("status")) => rest::get(server, &target, &q, wants).await,
         (&Method::POST, false, None) => rest::create(server, &target, &q, ct, body, wants).await,
         (&Method::POST, true, Some("binding")) => rest::bind(server, &target, ct, body).await,
+        (&Method::POST, true, Some("eviction")) if target.resource.plural == "pods" => {
+            crate::eviction::create(server, &target, &q, ct, body).await
+        }
         (&Method::POST, true, Some("token")) if target.resource.plural == "serviceaccounts" => {
             crate::token_request::create(server, &target, ct, body).await
         }

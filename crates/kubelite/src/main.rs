@@ -511,6 +511,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 component("system:kube-controller-manager"),
                 lifecycle,
             ));
+            tokio::spawn(controllers::disruption::run(component(
+                "system:kube-controller-manager",
+            )));
             tokio::spawn(controllers::namespace_defaults::run(
                 component("system:kube-controller-manager"),
                 running.server.pki.ca.cert_pem.clone(),

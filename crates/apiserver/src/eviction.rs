@@ -1,0 +1,197 @@
+//! `pods/eviction` (policy/v1 Eviction): a pod deleted only as its PodDisruptionBudget allows, the
+//! budget charged for it first, as kube-apiserver's eviction subresource does; the checks
+//! themselves are [`api::pdb::check_eviction`].
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use serde_json::{json, Value};
+
+use api::meta;
+use api::pdb::Eviction;
+use api::ApiError;
+
+use axum::response::Response;
+
+use crate::http::{self, Query};
+use crate::rest::{self, DeleteOptions, Result, Target, Written};
+use crate::Server;
+
+/// How often an eviction reads again when the pod or its budget changed under it.
+const TRIES: usize = 20;
+
+/// POST `pods/NAME/eviction`.
+pub async fn create(
+    server: &Arc<Server>,
+    target: &Target,
+    q: &Query,
+    content_type: Option<&str>,
+    body: Bytes,
+) -> Result<Response> {
+    let body = http::body_as_json(content_type, body, target.resource)?;
+    let eviction: Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "Eviction in version \"v1\" cannot be handled as a Eviction: {e}"
+        ))
+    })?;
+    if meta::name(&eviction) != target.name() {
+        return Err(ApiError::bad_request(
+            "name in URL does not match name in Eviction object",
+        ));
+    }
+    let options = match eviction.get("deleteOptions") {
+        Some(o) if o.is_object() => Bytes::from(serde_json::to_vec(o).unwrap_or_default()),
+        _ => Bytes::new(),
+    };
+    let mut opts = DeleteOptions::parse(q, Some("application/json"), options, target.resource)?;
+    for _ in 0..TRIES {
+        match evict_once(server, target, &mut opts).await {
+            Err(Retry::Again) => continue,
+            Err(Retry::Fail(e)) => return Err(e),
+            Ok(()) => {
+                let mut status = api::status::success_status(None);
+                status["code"] = json!(201);
+                return Ok(http::json(201, &status));
+            }
+        }
+    }
+    Err(still_processing())
+}
+
+enum Retry {
+    /// The pod or the budget changed between reading and writing: read again.
+    Again,
+    Fail(ApiError),
+}
+
+impl From<ApiError> for Retry {
+    fn from(e: ApiError) -> Self {
+        Retry::Fail(e)
+    }
+}
+
+/// The 429 of an eviction whose budget could not be charged in time.
+fn still_processing() -> ApiError {
+    let mut err = ApiError::new(
+        429,
+        "TooManyRequests",
+        "Cannot evict pod as it would violate the pod's disruption budget.",
+    );
+    err.retry_after = Some(10);
+    err
+}
+
+async fn evict_once(
+    server: &Arc<Server>,
+    target: &Target,
+    opts: &mut DeleteOptions,
+) -> std::result::Result<(), Retry> {
+    let (pod_value, pod_revision) = rest::read(server, target).await?;
+    let pod: Pod = typed(&pod_value)?;
+    let budgets = budgets_of(server, target).await?;
+    let pinned =
+        match api::pdb::check_eviction(&pod, &budgets, k8s_openapi::jiff::Timestamp::now())? {
+            Eviction::Delete { pinned } => pinned,
+            Eviction::DeleteCharging { budget, status } => {
+                if !opts.dry_run {
+                    charge(server, target, &budget, &budgets, &status).await?;
+                }
+                false
+            }
+        };
+    if pinned && opts.resource_version.is_none() {
+        opts.resource_version = Some(pod_revision.to_string());
+    }
+    if !opts.dry_run {
+        let revision = mark_disruption_target(server, target, pod_value, pod_revision).await?;
+        if pinned {
+            opts.resource_version = Some(revision.to_string());
+        }
+    }
+    match rest::delete_object(server, target, opts).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.code == 409 && pinned => Err(Retry::Fail(still_processing())),
+        Err(e) => Err(Retry::Fail(e)),
+    }
+}
+
+fn typed<T: serde::de::DeserializeOwned>(v: &Value) -> std::result::Result<T, ApiError> {
+    serde_json::from_value(v.clone())
+        .map_err(|e| ApiError::internal(format!("object does not decode: {e}")))
+}
+
+fn pdb_target(target: &Target, name: Option<&str>) -> Target {
+    Target {
+        resource: api::resource::find("policy", "v1", "poddisruptionbudgets")
+            .expect("poddisruptionbudgets are served"),
+        namespace: target.namespace.clone(),
+        name: name.map(str::to_string),
+        subresource: None,
+    }
+}
+
+/// The budgets of the pod's namespace, as stored now.
+async fn budgets_of(
+    server: &Arc<Server>,
+    target: &Target,
+) -> std::result::Result<Vec<PodDisruptionBudget>, ApiError> {
+    let pdbs = pdb_target(target, None);
+    let listed = rest::read_all(server, &pdbs).await?;
+    listed.iter().map(|(v, _)| typed(v)).collect()
+}
+
+/// Writes the charged status to budget `name`, unless it changed since it was read.
+async fn charge(
+    server: &Arc<Server>,
+    target: &Target,
+    name: &str,
+    budgets: &[PodDisruptionBudget],
+    status: &k8s_openapi::api::policy::v1::PodDisruptionBudgetStatus,
+) -> std::result::Result<(), Retry> {
+    let read = budgets
+        .iter()
+        .find(|b| b.metadata.name.as_deref() == Some(name))
+        .and_then(|b| b.metadata.resource_version.clone())
+        .and_then(|rv| rv.parse::<i64>().ok())
+        .ok_or_else(|| Retry::Fail(ApiError::internal("the budget has no resourceVersion")))?;
+    let pdb = pdb_target(target, Some(name));
+    let (mut current, revision) = rest::read(server, &pdb).await?;
+    if revision != read {
+        return Err(Retry::Again);
+    }
+    current["status"] =
+        serde_json::to_value(status).map_err(|e| Retry::Fail(ApiError::internal(e.to_string())))?;
+    match rest::write(server, &pdb, &current, revision).await? {
+        Written::At(_) => Ok(()),
+        Written::Conflict => Err(Retry::Again),
+    }
+}
+
+/// Adds the `DisruptionTarget` condition to the pod's status; the pod's new revision.
+async fn mark_disruption_target(
+    server: &Arc<Server>,
+    target: &Target,
+    mut pod: Value,
+    revision: i64,
+) -> std::result::Result<i64, Retry> {
+    let mut conditions: Vec<Value> = pod["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    conditions.retain(|c| c["type"] != "DisruptionTarget");
+    conditions.push(json!({
+        "type": "DisruptionTarget",
+        "status": "True",
+        "reason": "EvictionByEvictionAPI",
+        "message": "Eviction API: evicting",
+        "lastProbeTime": null,
+        "lastTransitionTime": meta::now(),
+    }));
+    pod["status"]["conditions"] = Value::Array(conditions);
+    match rest::write(server, target, &pod, revision).await? {
+        Written::At(rev) => Ok(rev),
+        Written::Conflict => Err(Retry::Again),
+    }
+}
