@@ -13,6 +13,7 @@ pub mod meta;
 pub mod patch;
 pub mod pdb;
 pub mod pod;
+pub mod priority;
 pub mod quantity;
 pub mod registry;
 pub mod resource;

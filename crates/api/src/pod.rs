@@ -121,8 +121,8 @@ pub fn default_pull_policy(image: &str) -> &'static str {
 }
 
 /// What the default admission chain adds to a new pod: the service account and its token volume
-/// (ServiceAccount), the not-ready/unreachable tolerations (DefaultTolerationSeconds), and the
-/// priority (Priority).
+/// (ServiceAccount) and the not-ready/unreachable tolerations (DefaultTolerationSeconds). The
+/// priority needs the PriorityClasses: [`crate::priority::admit`].
 pub fn admit(pod: &mut Pod) {
     let spec = pod.spec.get_or_insert_with(PodSpec::default);
     let sa = spec
@@ -158,11 +158,6 @@ pub fn admit(pod: &mut Pod) {
             });
         }
     }
-    if spec.priority_class_name.as_deref().unwrap_or("").is_empty() {
-        spec.priority.get_or_insert(0);
-    }
-    spec.preemption_policy
-        .get_or_insert_with(|| "PreemptLowerPriority".into());
 }
 
 fn mount_service_account_token(spec: &mut PodSpec) {
@@ -597,8 +592,6 @@ mod tests {
         assert_eq!(spec["terminationGracePeriodSeconds"], 30);
         assert_eq!(spec["securityContext"], json!({}));
         assert_eq!(spec["enableServiceLinks"], true);
-        assert_eq!(spec["priority"], 0);
-        assert_eq!(spec["preemptionPolicy"], "PreemptLowerPriority");
         assert_eq!(spec["serviceAccountName"], "default");
         assert_eq!(spec["tolerations"].as_array().unwrap().len(), 2);
         let c = &spec["containers"][0];

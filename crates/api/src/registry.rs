@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::scheduling::v1::PriorityClass;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -259,6 +260,7 @@ pub fn decode_value(
         }
         ("coordination.k8s.io", "Lease") => roundtrip::<Lease>(value, &mut unknown),
         ("policy", "PodDisruptionBudget") => roundtrip::<PodDisruptionBudget>(value, &mut unknown),
+        ("scheduling.k8s.io", "PriorityClass") => roundtrip::<PriorityClass>(value, &mut unknown),
         _ => Ok(value),
     }
     .map_err(|e| cannot_handle(resource, e))?;
@@ -352,6 +354,11 @@ pub fn prepare_create(resource: &Resource, obj: &mut Value) -> Result<(), ApiErr
             obj["status"] = json!({"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0});
             obj["metadata"]["generation"] = json!(1);
         }
+        ("scheduling.k8s.io", "PriorityClass") => {
+            let mut pc: PriorityClass = typed(obj)?;
+            crate::priority::set_defaults(&mut pc);
+            untyped(&pc, obj)?;
+        }
         _ => {}
     }
     Ok(())
@@ -397,6 +404,9 @@ pub fn validate_create(resource: &Resource, obj: &Value) -> Result<ErrorList, Ap
         }
         ("", "Secret") => errs.extend(crate::secret::validate(obj)),
         ("policy", "PodDisruptionBudget") => errs.extend(crate::pdb::validate(&typed(obj)?)),
+        ("scheduling.k8s.io", "PriorityClass") => {
+            errs.extend(crate::priority::validate(&typed(obj)?))
+        }
         _ => {}
     }
     Ok(errs)
@@ -443,6 +453,12 @@ pub fn prepare_and_validate_update(
         let changed = subresource.is_none() && new.get("spec") != old.get("spec");
         new["metadata"]["generation"] = json!(if changed { generation + 1 } else { generation });
         errs.extend(crate::pdb::validate(&typed(new)?));
+    }
+    if (resource.group, resource.kind) == ("scheduling.k8s.io", "PriorityClass") {
+        let mut pc: PriorityClass = typed(new)?;
+        crate::priority::set_defaults(&mut pc);
+        errs.extend(crate::priority::validate_update(&pc, &typed(old)?));
+        untyped(&pc, new)?;
     }
     if (resource.group, resource.kind) == ("", "Pod") {
         let mut new_pod: Pod = typed(new)?;

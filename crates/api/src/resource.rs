@@ -1,7 +1,7 @@
 //! The resources kubelite serves: their names, scope, verbs, storage prefix and schema, in one
 //! table.
 
-use k8s_openapi::api::{coordination, core, events, policy};
+use k8s_openapi::api::{coordination, core, events, policy, scheduling};
 use schemars::{JsonSchema, SchemaGenerator};
 
 /// A subresource such as `pods/status`.
@@ -287,6 +287,20 @@ pub static RESOURCES: &[Resource] = &[
         }],
         storage: "poddisruptionbudgets",
         schema: schema_of::<policy::v1::PodDisruptionBudget>,
+    },
+    Resource {
+        group: "scheduling.k8s.io",
+        version: "v1",
+        kind: "PriorityClass",
+        plural: "priorityclasses",
+        singular: "priorityclass",
+        namespaced: false,
+        short_names: &["pc"],
+        categories: &[],
+        verbs: ALL_VERBS,
+        subresources: &[],
+        storage: "priorityclasses",
+        schema: schema_of::<scheduling::v1::PriorityClass>,
     },
 ];
 

@@ -81,6 +81,13 @@ fn columns(resource: &Resource) -> Vec<Column> {
             Column("Data", "string", 0, "Data contains the configuration data."),
             AGE,
         ],
+        ("scheduling.k8s.io", "PriorityClass") => vec![
+            NAME,
+            Column("Value", "integer", 0, "value represents the integer value of this priority class. This is the actual priority that pods receive when they have the name of this class in their pod spec."),
+            Column("Global-Default", "boolean", 0, "globalDefault specifies whether this PriorityClass should be considered as the default priority for pods that do not have any priority class. Only one PriorityClass can be marked as `globalDefault`. However, if more than one PriorityClasses exists with their `globalDefault` field set to true, the smallest value of such global default PriorityClasses will be used as the default priority."),
+            AGE,
+            Column("PreemptionPolicy", "string", 0, "preemptionPolicy is the Policy for preempting pods with lower priority. One of Never, PreemptLowerPriority. Defaults to PreemptLowerPriority if unset."),
+        ],
         ("policy", "PodDisruptionBudget") => vec![
             NAME,
             Column("Min Available", "string", 0, "The minimum number of pods that must be available simultaneously.  This can be either an integer or a string specifying a percentage, e.g. \"28%\"."),
@@ -459,6 +466,13 @@ fn cells(resource: &Resource, obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
             json!(obj["metadata"]["name"]),
             json!(count(&obj["data"]) + count(&obj["binaryData"])),
             json!(age(&obj["metadata"]["creationTimestamp"], now)),
+        ],
+        ("scheduling.k8s.io", "PriorityClass") => vec![
+            json!(obj["metadata"]["name"]),
+            json!(obj["value"].as_i64().unwrap_or(0)),
+            json!(obj["globalDefault"].as_bool().unwrap_or(false)),
+            json!(age(&obj["metadata"]["creationTimestamp"], now)),
+            json!(obj["preemptionPolicy"].as_str().unwrap_or("")),
         ],
         ("policy", "PodDisruptionBudget") => {
             let bound = |v: &Value| match v {

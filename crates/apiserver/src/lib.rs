@@ -2,7 +2,7 @@
 //! 1.27–1.33 and the official clients.
 //!
 //! Start at [`Server::start`]: it loads the PKI ([`pki`]), fills the watch cache ([`cache`]) from the
-//! store, seeds the default namespaces and serves [`app`] over TLS ([`tls`]). Requests are
+//! store, seeds the default namespaces and system PriorityClasses and serves [`app`] over TLS ([`tls`]). Requests are
 //! authenticated ([`auth`]), routed by path ([`router`]) and handled per verb ([`rest`]); discovery
 //! and OpenAPI documents come from [`discovery`] and [`openapi`]; watches stream from the cache
 //! ([`watch`]).
@@ -11,6 +11,7 @@
 //! in-process components get exactly the checks remote clients get. Reads never touch the store;
 //! they are served from the cache after it has caught up with the store's revision.
 
+pub mod admission;
 pub mod audit;
 pub mod auth;
 pub mod cache;
@@ -121,7 +122,7 @@ pub const DEFAULT_NAMESPACES: &[&str] =
     &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 impl Server {
-    /// Loads the PKI and the cache, seeds the default namespaces and starts serving HTTPS.
+    /// Loads the PKI and the cache, seeds the default namespaces and PriorityClasses and starts serving HTTPS.
     pub async fn start(config: Config, store: DynStore) -> Result<Running, Error> {
         let tls_dir = config.data_dir.join("server").join("tls");
         let mut ips = vec![config.listen.ip()];
@@ -148,7 +149,7 @@ impl Server {
                 None => None,
             },
         });
-        rest::seed_namespaces(&server).await;
+        rest::seed(&server).await;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| Error::Listen {

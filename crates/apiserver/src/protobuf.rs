@@ -17,7 +17,7 @@
 //! Covered: every field, recursively, of core/v1 Namespace, ServiceAccount, ConfigMap, Secret,
 //! Service, Pod, Node, Event and Binding (`pods/binding`), authentication.k8s.io/v1 TokenRequest
 //! (`serviceaccounts/token`), events.k8s.io/v1 Event, coordination.k8s.io/v1 Lease, policy/v1
-//! PodDisruptionBudget and Eviction (`pods/eviction`), and meta/v1 DeleteOptions under any apiVersion (typed clients send delete options as
+//! PodDisruptionBudget and Eviction (`pods/eviction`), scheduling.k8s.io/v1 PriorityClass, and meta/v1 DeleteOptions under any apiVersion (typed clients send delete options as
 //! protobuf too). The envelope's kind picks the table. Field numbers unknown to the tables (newer
 //! than Kubernetes 1.33) are skipped, as Go's decoder skips them.
 
@@ -101,6 +101,7 @@ fn schema_for(api_version: &str, kind: &str) -> Option<&'static Message> {
         ("coordination.k8s.io/v1", "Lease") => &COORDINATION_LEASE,
         ("policy/v1", "PodDisruptionBudget") => &POLICY_POD_DISRUPTION_BUDGET,
         ("policy/v1", "Eviction") => &POLICY_EVICTION,
+        ("scheduling.k8s.io/v1", "PriorityClass") => &SCHEDULING_PRIORITY_CLASS,
         (_, "DeleteOptions") => &META_DELETE_OPTIONS,
         _ => return None,
     };
@@ -1361,6 +1362,13 @@ mod schema {
         one(5, "desiredHealthy", I32),
         one(6, "expectedPods", I32),
         list(7, "conditions", Msg(&META_CONDITION)),
+    ] };
+    pub(super) static SCHEDULING_PRIORITY_CLASS: Message = Message { name: "PriorityClass", fields: &[
+        one(1, "metadata", Msg(&META_OBJECT_META)),
+        one(2, "value", I32),
+        one(3, "globalDefault", Bool),
+        one(4, "description", Str),
+        ptr(5, "preemptionPolicy", Str),
     ] };
     pub(super) static POD: Message = Message { name: "Pod", fields: &[
         one(1, "metadata", Msg(&META_OBJECT_META)),

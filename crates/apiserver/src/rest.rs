@@ -461,6 +461,7 @@ pub async fn create_object(
         namespace_exists(server, resource, ns, meta::name(&obj)).await?;
     }
     registry::prepare_create(resource, &mut obj)?;
+    crate::admission::admit_create(server, resource, target.ns(), &mut obj)?;
     let errs = registry::validate_create(resource, &obj)?;
     if !errs.is_empty() {
         return Err(ApiError::invalid(
@@ -614,6 +615,7 @@ async fn modify(
             }
         }
         let errs = registry::prepare_and_validate_update(resource, &mut new, &old, sub)?;
+        crate::admission::admit_update(server, resource, &new)?;
         if !errs.is_empty() {
             return Err(ApiError::invalid(
                 resource.group,
@@ -859,6 +861,7 @@ pub async fn delete_object(
                 )));
             }
         }
+        crate::admission::refuse_delete(resource, &obj)?;
         if resource.kind == "Namespace"
             && resource.group.is_empty()
             && crate::DEFAULT_NAMESPACES.contains(&target.name())
@@ -1155,11 +1158,28 @@ pub async fn bind(
 
 // ---------------------------------------------------------------- start-up
 
-/// Creates the namespaces every cluster has, through the same create path clients use.
-pub async fn seed_namespaces(server: &Server) {
-    let resource = resource::find("", "v1", "namespaces").expect("namespaces are served");
-    for ns in crate::DEFAULT_NAMESPACES {
-        if server.cache.get(&resource.key(None, ns)).is_some() {
+/// Creates what every cluster has from its first start, through the same create path clients
+/// use: the default namespaces and the system PriorityClasses.
+pub async fn seed(server: &Server) {
+    let namespaces = crate::DEFAULT_NAMESPACES
+        .iter()
+        .map(|ns| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
+    seed_objects(server, "", "namespaces", namespaces.collect()).await;
+    let classes = api::priority::system_classes();
+    seed_objects(server, "scheduling.k8s.io", "priorityclasses", classes).await;
+}
+
+/// Creates each of `objects` (cluster-scoped, of the resource `plural` of `group`) that is missing.
+async fn seed_objects(server: &Server, group: &str, plural: &str, objects: Vec<Value>) {
+    let Some(resource) = resource::RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.plural == plural)
+    else {
+        return;
+    };
+    for obj in objects {
+        let name = meta::name(&obj).to_string();
+        if server.cache.get(&resource.key(None, &name)).is_some() {
             continue;
         }
         let target = Target {
@@ -1168,12 +1188,11 @@ pub async fn seed_namespaces(server: &Server) {
             name: None,
             subresource: None,
         };
-        let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
         match create_object(server, &target, obj, false).await {
             Ok(_) => {}
             Err(e) if e.code == 409 => {}
             Err(e) => {
-                tracing::error!(namespace = ns, error = %e, "could not create a default namespace")
+                tracing::error!(%name, resource = plural, error = %e, "could not create a default object")
             }
         }
     }

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use crate::args::Global;
 use crate::config::Context;
+use crate::discovery::Resource;
 use crate::get::get_value;
 use crate::Error;
 
@@ -187,12 +188,12 @@ async fn candidates(before: &[String], _partial: &str) -> Result<Vec<String>, Er
     if TYPED.contains(&command) {
         let all = ctx.discovery.all(&ctx.client).await?;
         return match args.len() {
-            1 => {
-                let mut types: Vec<String> = all.iter().map(|r| r.plural.clone()).collect();
-                types.sort();
-                types.dedup();
-                Ok(types)
-            }
+            // As kubectl completes them: `api-resources -o name --verbs=get`.
+            1 => Ok(crate::discovery::one_per_resource(all)
+                .iter()
+                .filter(|r| r.verbs.iter().any(|v| v == "get"))
+                .map(Resource::qualified_plural)
+                .collect()),
             _ if command != "explain" => {
                 let resource = ctx.discovery.resolve(&ctx.client, args[1]).await?;
                 names(&ctx, &resource.collection(Some(&ctx.namespace))).await

@@ -272,13 +272,18 @@ impl Cache {
 }
 
 /// `kubectl api-resources`
-pub async fn api_resources(ctx: &Context, args: ApiResourcesArgs) -> Result<(), Error> {
-    let mut all = ctx.discovery.all(&ctx.client).await?;
-    // One line per resource: its preferred version only, sorted by group then name.
+/// One resource per line as `api-resources` lists them: the preferred version only, sorted by
+/// group then name.
+pub fn one_per_resource(mut all: Vec<Resource>) -> Vec<Resource> {
     let mut seen = std::collections::HashSet::new();
     all.retain(|r| seen.insert((r.group.clone(), r.plural.clone())));
-    all.retain(|r| args.namespaced.is_none_or(|n| n == r.namespaced));
     all.sort_by(|a, b| (&a.group, &a.plural).cmp(&(&b.group, &b.plural)));
+    all
+}
+
+pub async fn api_resources(ctx: &Context, args: ApiResourcesArgs) -> Result<(), Error> {
+    let mut all = one_per_resource(ctx.discovery.all(&ctx.client).await?);
+    all.retain(|r| args.namespaced.is_none_or(|n| n == r.namespaced));
     if args.output.as_deref() == Some("name") {
         for r in &all {
             println!("{}", r.qualified_plural());

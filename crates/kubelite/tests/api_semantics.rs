@@ -549,3 +549,101 @@ fn the_audit_log_says_who_did_what() {
     let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
 }
+
+#[test]
+fn priority_classes_give_pods_their_priority() {
+    let c = Cluster::start();
+    let table = c.kubectl(&["get", "priorityclasses"]);
+    let lines: Vec<&str> = table.ok().lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["NAME", "VALUE", "GLOBAL-DEFAULT", "AGE", "PREEMPTIONPOLICY"]
+    );
+    let rows: Vec<Vec<&str>> = lines[1..]
+        .iter()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{}", table.stdout);
+    assert_eq!(
+        rows[0][..3],
+        ["system-cluster-critical", "2000000000", "false"]
+    );
+    assert_eq!(
+        rows[1][..3],
+        ["system-node-critical", "2000001000", "false"]
+    );
+    assert_eq!(rows[1][4], "PreemptLowerPriority");
+    // A typed create (protobuf from kubectl 1.32 on).
+    let out = c.kubectl(&["create", "priorityclass", "high", "--value=1000"]);
+    assert_eq!(out.ok(), "priorityclass.scheduling.k8s.io/high created\n");
+    c.file(
+        "urgent.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: urgent\nspec:\n  priorityClassName: high\n  containers:\n  - name: c\n    image: kuard:1\n",
+    );
+    c.kubectl(&["create", "-f", "urgent.yaml"]).ok();
+    let priority = c.kubectl(&[
+        "get",
+        "pod",
+        "urgent",
+        "-o",
+        "jsonpath={.spec.priority} {.spec.preemptionPolicy}",
+    ]);
+    assert_eq!(priority.ok(), "1000 PreemptLowerPriority");
+    c.file(
+        "lost.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: lost\nspec:\n  priorityClassName: nope\n  containers:\n  - name: c\n    image: kuard:1\n",
+    );
+    let refused = c.kubectl(&["create", "-f", "lost.yaml"]);
+    assert!(
+        refused
+            .err()
+            .ends_with("pods \"lost\" is forbidden: no PriorityClass with name nope was found\n"),
+        "{}",
+        refused.stderr
+    );
+    // One global default only, and the system classes stay.
+    c.kubectl(&[
+        "create",
+        "priorityclass",
+        "first",
+        "--value=1",
+        "--global-default",
+    ])
+    .ok();
+    let second = c.kubectl(&[
+        "create",
+        "priorityclass",
+        "second",
+        "--value=2",
+        "--global-default",
+    ]);
+    assert!(
+        second.err().contains(
+            "PriorityClass first is already marked as default. Only one default can exist"
+        ),
+        "{}",
+        second.stderr
+    );
+    let defaulted = c.file(
+        "plain.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: plain\nspec:\n  containers:\n  - name: c\n    image: kuard:1\n",
+    );
+    c.kubectl(&["create", "-f", defaulted.to_str().unwrap()])
+        .ok();
+    let got = c.kubectl(&[
+        "get",
+        "pod",
+        "plain",
+        "-o",
+        "jsonpath={.spec.priorityClassName} {.spec.priority}",
+    ]);
+    assert_eq!(got.ok(), "first 1");
+    let kept = c.kubectl(&["delete", "priorityclass", "system-node-critical"]);
+    assert!(
+        kept.err().contains(
+            "priorityclasses.scheduling.k8s.io \"system-node-critical\" is forbidden: this is a system priority class and cannot be deleted"
+        ),
+        "{}",
+        kept.stderr
+    );
+}

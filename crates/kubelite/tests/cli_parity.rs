@@ -418,7 +418,6 @@ fn extra_pod_types(c: &Cluster) -> String {
     let out = c.kubectl(&["api-resources", "-o", "name"]);
     out.ok()
         .lines()
-        .map(|l| l.split('.').next().unwrap_or(""))
         .filter(|n| n.starts_with("po") && *n != "pods")
         .map(|n| format!("{n}\n"))
         .collect()
