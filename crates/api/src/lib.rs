@@ -9,12 +9,14 @@
 //! timestamps. Everything here is a pure function of its inputs and unit-tested as such.
 
 pub mod label_selector;
+pub mod limit_range;
 pub mod meta;
 pub mod patch;
 pub mod pdb;
 pub mod pod;
 pub mod priority;
 pub mod quantity;
+pub mod quota;
 pub mod registry;
 pub mod resource;
 pub mod resources;

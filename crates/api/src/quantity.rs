@@ -84,9 +84,64 @@ pub fn to_units(n: Nanos) -> i64 {
     u.clamp(i64::MIN as i128, i64::MAX as i128) as i64
 }
 
+/// A quantity written as Kubernetes writes it canonically: binary suffixes (`Ki`…`Ei`) for byte
+/// counts that are whole multiples of 1024 when `binary`, else the largest exact decimal suffix
+/// (`500m`, `2`, `1k`).
+pub fn format(n: Nanos, binary: bool) -> String {
+    if n % NANO != 0 {
+        for (unit, suffix) in [(1_000_000i128, "m"), (1_000, "u"), (1, "n")] {
+            if n % unit == 0 {
+                return format!("{}{suffix}", n / unit);
+            }
+        }
+    }
+    let units = n / NANO;
+    if units == 0 {
+        return "0".into();
+    }
+    let suffixes: &[(i128, &str)] = if binary && units % 1024 == 0 {
+        &[
+            (1 << 60, "Ei"),
+            (1 << 50, "Pi"),
+            (1 << 40, "Ti"),
+            (1 << 30, "Gi"),
+            (1 << 20, "Mi"),
+            (1 << 10, "Ki"),
+        ]
+    } else {
+        &[
+            (1_000_000_000_000_000_000, "E"),
+            (1_000_000_000_000_000, "P"),
+            (1_000_000_000_000, "T"),
+            (1_000_000_000, "G"),
+            (1_000_000, "M"),
+            (1_000, "k"),
+        ]
+    };
+    for (unit, suffix) in suffixes {
+        if units % unit == 0 {
+            return format!("{}{suffix}", units / unit);
+        }
+    }
+    units.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_as_kubernetes_writes_them() {
+        let f = |s: &str, binary| format(parse(s).expect("parses"), binary);
+        assert_eq!(f("500m", false), "500m");
+        assert_eq!(f("1000m", false), "1");
+        assert_eq!(f("1.5", false), "1500m");
+        assert_eq!(f("1Gi", true), "1Gi");
+        assert_eq!(f("1536Mi", true), "1536Mi");
+        assert_eq!(f("2000", false), "2k");
+        assert_eq!(f("0", true), "0");
+        assert_eq!(f("100M", true), "100M");
+    }
 
     #[test]
     fn the_largest_quantities_do_not_overflow() {

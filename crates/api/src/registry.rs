@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::{Event, LimitRange, Namespace, Node, Pod, ResourceQuota};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use serde::de::DeserializeOwned;
@@ -260,6 +260,8 @@ pub fn decode_value(
         }
         ("coordination.k8s.io", "Lease") => roundtrip::<Lease>(value, &mut unknown),
         ("policy", "PodDisruptionBudget") => roundtrip::<PodDisruptionBudget>(value, &mut unknown),
+        ("", "ResourceQuota") => roundtrip::<ResourceQuota>(value, &mut unknown),
+        ("", "LimitRange") => roundtrip::<LimitRange>(value, &mut unknown),
         ("scheduling.k8s.io", "PriorityClass") => roundtrip::<PriorityClass>(value, &mut unknown),
         _ => Ok(value),
     }
@@ -359,6 +361,13 @@ pub fn prepare_create(resource: &Resource, obj: &mut Value) -> Result<(), ApiErr
             crate::priority::set_defaults(&mut pc);
             untyped(&pc, obj)?;
         }
+        // The quota controller computes the status.
+        ("", "ResourceQuota") => obj["status"] = json!({}),
+        ("", "LimitRange") => {
+            let mut range: LimitRange = typed(obj)?;
+            crate::limit_range::set_defaults(&mut range);
+            untyped(&range, obj)?;
+        }
         _ => {}
     }
     Ok(())
@@ -407,6 +416,8 @@ pub fn validate_create(resource: &Resource, obj: &Value) -> Result<ErrorList, Ap
         ("scheduling.k8s.io", "PriorityClass") => {
             errs.extend(crate::priority::validate(&typed(obj)?))
         }
+        ("", "ResourceQuota") => errs.extend(crate::quota::validate(&typed(obj)?)),
+        ("", "LimitRange") => errs.extend(crate::limit_range::validate(&typed(obj)?)),
         _ => {}
     }
     Ok(errs)
@@ -453,6 +464,15 @@ pub fn prepare_and_validate_update(
         let changed = subresource.is_none() && new.get("spec") != old.get("spec");
         new["metadata"]["generation"] = json!(if changed { generation + 1 } else { generation });
         errs.extend(crate::pdb::validate(&typed(new)?));
+    }
+    if (resource.group, resource.kind) == ("", "ResourceQuota") && subresource.is_none() {
+        errs.extend(crate::quota::validate(&typed(new)?));
+    }
+    if (resource.group, resource.kind) == ("", "LimitRange") {
+        let mut range: LimitRange = typed(new)?;
+        crate::limit_range::set_defaults(&mut range);
+        errs.extend(crate::limit_range::validate(&range));
+        untyped(&range, new)?;
     }
     if (resource.group, resource.kind) == ("scheduling.k8s.io", "PriorityClass") {
         let mut pc: PriorityClass = typed(new)?;

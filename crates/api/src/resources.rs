@@ -50,20 +50,23 @@ impl Resources {
     }
 }
 
-/// What a pod requests, as Kubernetes computes it for scheduling: the sum over its containers
-/// (restartable init containers, i.e. sidecars, included), or the largest init container plus the
-/// sidecars started before it, whichever is larger per resource; plus the pod overhead.
-pub fn pod_requests(spec: &PodSpec) -> Resources {
-    let requests = |r: Option<&k8s_openapi::api::core::v1::ResourceRequirements>| {
-        Resources::from_map(r.and_then(|r| r.requests.as_ref()))
-    };
+type Requirements = k8s_openapi::api::core::v1::ResourceRequirements;
+
+/// The containers' `pick` (requests or limits) as Kubernetes adds them up: the sum over the
+/// containers (restartable init containers, i.e. sidecars, included), or the largest init
+/// container plus the sidecars started before it, whichever is larger per resource.
+fn aggregate(
+    spec: &PodSpec,
+    pick: impl Fn(&Requirements) -> Option<&BTreeMap<String, Quantity>>,
+) -> Resources {
+    let of = |r: Option<&Requirements>| Resources::from_map(r.and_then(&pick));
     let mut sum = spec.containers.iter().fold(Resources::default(), |acc, c| {
-        acc.plus(requests(c.resources.as_ref()))
+        acc.plus(of(c.resources.as_ref()))
     });
     let mut sidecars = Resources::default();
     let mut init_max = Resources::default();
     for init in spec.init_containers.iter().flatten() {
-        let own = requests(init.resources.as_ref());
+        let own = of(init.resources.as_ref());
         if init.restart_policy.as_deref() == Some("Always") {
             sum = sum.plus(own);
             sidecars = sidecars.plus(own);
@@ -73,7 +76,25 @@ pub fn pod_requests(spec: &PodSpec) -> Resources {
         }
     }
     sum.max(init_max)
-        .plus(Resources::from_map(spec.overhead.as_ref()))
+}
+
+/// What a pod requests, as Kubernetes computes it for scheduling: the containers' requests
+/// added up ([`aggregate`]), plus the pod overhead.
+pub fn pod_requests(spec: &PodSpec) -> Resources {
+    aggregate(spec, |r| r.requests.as_ref()).plus(Resources::from_map(spec.overhead.as_ref()))
+}
+
+/// What a pod's limits add up to, as Kubernetes computes them: the overhead is added only to
+/// the limits that are set.
+pub fn pod_limits(spec: &PodSpec) -> Resources {
+    let total = aggregate(spec, |r| r.limits.as_ref());
+    let overhead = Resources::from_map(spec.overhead.as_ref());
+    let only_set = |limit: i64, extra: i64| if limit > 0 { limit + extra } else { limit };
+    Resources {
+        milli_cpu: only_set(total.milli_cpu, overhead.milli_cpu),
+        memory: only_set(total.memory, overhead.memory),
+        ephemeral_storage: only_set(total.ephemeral_storage, overhead.ephemeral_storage),
+    }
 }
 
 #[cfg(test)]

@@ -81,6 +81,16 @@ fn columns(resource: &Resource) -> Vec<Column> {
             Column("Data", "string", 0, "Data contains the configuration data."),
             AGE,
         ],
+        ("", "ResourceQuota") => vec![
+            NAME,
+            AGE,
+            Column("Request", "string", 0, "Request represents a minimum amount of cpu/memory that a container may consume."),
+            Column("Limit", "string", 0, "Limits control the maximum amount of cpu/memory that a container may use independent of contention on the node."),
+        ],
+        ("", "LimitRange") => vec![
+            NAME,
+            Column("Created At", "date", 0, "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata"),
+        ],
         ("scheduling.k8s.io", "PriorityClass") => vec![
             NAME,
             Column("Value", "integer", 0, "value represents the integer value of this priority class. This is the actual priority that pods receive when they have the name of this class in their pod spec."),
@@ -467,6 +477,19 @@ fn cells(resource: &Resource, obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
             json!(count(&obj["data"]) + count(&obj["binaryData"])),
             json!(age(&obj["metadata"]["creationTimestamp"], now)),
         ],
+        ("", "ResourceQuota") => {
+            let (request, limit) = quota_cells(obj);
+            vec![
+                json!(obj["metadata"]["name"]),
+                json!(age(&obj["metadata"]["creationTimestamp"], now)),
+                json!(request),
+                json!(limit),
+            ]
+        }
+        ("", "LimitRange") => vec![
+            json!(obj["metadata"]["name"]),
+            obj["metadata"]["creationTimestamp"].clone(),
+        ],
         ("scheduling.k8s.io", "PriorityClass") => vec![
             json!(obj["metadata"]["name"]),
             json!(obj["value"].as_i64().unwrap_or(0)),
@@ -498,6 +521,24 @@ fn cells(resource: &Resource, obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
             json!(age(&obj["metadata"]["creationTimestamp"], now)),
         ],
     }
+}
+
+/// A quota's Request and Limit cells: `used/hard` of each hard name, sorted, `limits.*` in the
+/// second.
+fn quota_cells(obj: &Value) -> (String, String) {
+    let (mut request, mut limit) = (Vec::new(), Vec::new());
+    if let Some(hard) = obj["status"]["hard"].as_object() {
+        for (name, value) in hard {
+            let used = obj["status"]["used"][name].as_str().unwrap_or("0");
+            let cell = format!("{name}: {used}/{}", value.as_str().unwrap_or(""));
+            if name.split('.').next() == Some("limits") {
+                limit.push(cell);
+            } else {
+                request.push(cell);
+            }
+        }
+    }
+    (request.join(", "), limit.join(", "))
 }
 
 /// What each row carries besides its cells (`?includeObject=`).

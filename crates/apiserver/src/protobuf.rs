@@ -17,7 +17,7 @@
 //! Covered: every field, recursively, of core/v1 Namespace, ServiceAccount, ConfigMap, Secret,
 //! Service, Pod, Node, Event and Binding (`pods/binding`), authentication.k8s.io/v1 TokenRequest
 //! (`serviceaccounts/token`), events.k8s.io/v1 Event, coordination.k8s.io/v1 Lease, policy/v1
-//! PodDisruptionBudget and Eviction (`pods/eviction`), scheduling.k8s.io/v1 PriorityClass, and meta/v1 DeleteOptions under any apiVersion (typed clients send delete options as
+//! PodDisruptionBudget and Eviction (`pods/eviction`), scheduling.k8s.io/v1 PriorityClass, core/v1 ResourceQuota and LimitRange, and meta/v1 DeleteOptions under any apiVersion (typed clients send delete options as
 //! protobuf too). The envelope's kind picks the table. Field numbers unknown to the tables (newer
 //! than Kubernetes 1.33) are skipped, as Go's decoder skips them.
 
@@ -102,6 +102,8 @@ fn schema_for(api_version: &str, kind: &str) -> Option<&'static Message> {
         ("policy/v1", "PodDisruptionBudget") => &POLICY_POD_DISRUPTION_BUDGET,
         ("policy/v1", "Eviction") => &POLICY_EVICTION,
         ("scheduling.k8s.io/v1", "PriorityClass") => &SCHEDULING_PRIORITY_CLASS,
+        ("v1", "ResourceQuota") => &RESOURCE_QUOTA,
+        ("v1", "LimitRange") => &LIMIT_RANGE,
         (_, "DeleteOptions") => &META_DELETE_OPTIONS,
         _ => return None,
     };
@@ -1362,6 +1364,43 @@ mod schema {
         one(5, "desiredHealthy", I32),
         one(6, "expectedPods", I32),
         list(7, "conditions", Msg(&META_CONDITION)),
+    ] };
+    pub(super) static RESOURCE_QUOTA: Message = Message { name: "ResourceQuota", fields: &[
+        one(1, "metadata", Msg(&META_OBJECT_META)),
+        one(2, "spec", Msg(&RESOURCE_QUOTA_SPEC)),
+        one(3, "status", Msg(&RESOURCE_QUOTA_STATUS)),
+    ] };
+    pub(super) static RESOURCE_QUOTA_SPEC: Message = Message { name: "ResourceQuotaSpec", fields: &[
+        map(1, "hard", Quantity),
+        list(2, "scopes", Str),
+        ptr(3, "scopeSelector", Msg(&SCOPE_SELECTOR)),
+    ] };
+    pub(super) static RESOURCE_QUOTA_STATUS: Message = Message { name: "ResourceQuotaStatus", fields: &[
+        map(1, "hard", Quantity),
+        map(2, "used", Quantity),
+    ] };
+    pub(super) static SCOPE_SELECTOR: Message = Message { name: "ScopeSelector", fields: &[
+        list(1, "matchExpressions", Msg(&SCOPED_RESOURCE_SELECTOR_REQUIREMENT)),
+    ] };
+    pub(super) static SCOPED_RESOURCE_SELECTOR_REQUIREMENT: Message = Message { name: "ScopedResourceSelectorRequirement", fields: &[
+        one(1, "scopeName", Str),
+        one(2, "operator", Str),
+        list(3, "values", Str),
+    ] };
+    pub(super) static LIMIT_RANGE: Message = Message { name: "LimitRange", fields: &[
+        one(1, "metadata", Msg(&META_OBJECT_META)),
+        one(2, "spec", Msg(&LIMIT_RANGE_SPEC)),
+    ] };
+    pub(super) static LIMIT_RANGE_SPEC: Message = Message { name: "LimitRangeSpec", fields: &[
+        list(1, "limits", Msg(&LIMIT_RANGE_ITEM)),
+    ] };
+    pub(super) static LIMIT_RANGE_ITEM: Message = Message { name: "LimitRangeItem", fields: &[
+        one(1, "type", Str),
+        map(2, "max", Quantity),
+        map(3, "min", Quantity),
+        map(4, "default", Quantity),
+        map(5, "defaultRequest", Quantity),
+        map(6, "maxLimitRequestRatio", Quantity),
     ] };
     pub(super) static SCHEDULING_PRIORITY_CLASS: Message = Message { name: "PriorityClass", fields: &[
         one(1, "metadata", Msg(&META_OBJECT_META)),

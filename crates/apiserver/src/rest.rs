@@ -461,7 +461,7 @@ pub async fn create_object(
         namespace_exists(server, resource, ns, meta::name(&obj)).await?;
     }
     registry::prepare_create(resource, &mut obj)?;
-    crate::admission::admit_create(server, resource, target.ns(), &mut obj)?;
+    crate::admission::admit_create(server, resource, target.ns(), &mut obj, dry).await?;
     let errs = registry::validate_create(resource, &obj)?;
     if !errs.is_empty() {
         return Err(ApiError::invalid(

@@ -514,6 +514,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tokio::spawn(controllers::disruption::run(component(
                 "system:kube-controller-manager",
             )));
+            tokio::spawn(controllers::resource_quota::run(component(
+                "system:kube-controller-manager",
+            )));
             tokio::spawn(controllers::namespace_defaults::run(
                 component("system:kube-controller-manager"),
                 running.server.pki.ca.cert_pem.clone(),
