@@ -15,7 +15,7 @@ use api::ApiError;
 
 use axum::response::Response;
 
-use crate::http::{self, Query};
+use crate::http::Query;
 use crate::rest::{self, DeleteOptions, Result, Target, Written};
 use crate::Server;
 
@@ -30,12 +30,7 @@ pub async fn create(
     content_type: Option<&str>,
     body: Bytes,
 ) -> Result<Response> {
-    let body = http::body_as_json(content_type, body, target.resource)?;
-    let eviction: Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request(format!(
-            "Eviction in version \"v1\" cannot be handled as a Eviction: {e}"
-        ))
-    })?;
+    let eviction = rest::subresource_body(content_type, body, target.resource, "Eviction")?;
     if meta::name(&eviction) != target.name() {
         return Err(ApiError::bad_request(
             "name in URL does not match name in Eviction object",
@@ -50,11 +45,7 @@ pub async fn create(
         match evict_once(server, target, &mut opts).await {
             Err(Retry::Again) => continue,
             Err(Retry::Fail(e)) => return Err(e),
-            Ok(()) => {
-                let mut status = api::status::success_status(None);
-                status["code"] = json!(201);
-                return Ok(http::json(201, &status));
-            }
+            Ok(()) => return Ok(rest::created()),
         }
     }
     Err(still_processing())

@@ -1077,18 +1077,36 @@ pub fn spawn_namespace_cleanup(server: Arc<Server>, namespace: String) {
 
 // ---------------------------------------------------------------- pods/binding
 
+/// The JSON of a subresource's request body (JSON, YAML or protobuf) of `kind`, or the 400
+/// kube-apiserver answers when it does not decode.
+pub(crate) fn subresource_body(
+    content_type: Option<&str>,
+    body: Bytes,
+    resource: &Resource,
+    kind: &str,
+) -> Result<Value> {
+    let body = http::body_as_json(content_type, body, resource)?;
+    serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "{kind} in version \"v1\" cannot be handled as a {kind}: {e}"
+        ))
+    })
+}
+
+/// The Status of a subresource create that succeeded (201).
+pub(crate) fn created() -> Response {
+    let mut status = api::status::success_status(None);
+    status["code"] = json!(201);
+    http::json(201, &status)
+}
+
 pub async fn bind(
     server: &Server,
     target: &Target,
     content_type: Option<&str>,
     body: Bytes,
 ) -> Result<Response> {
-    let body = http::body_as_json(content_type, body, target.resource)?;
-    let binding: Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request(format!(
-            "Binding in version \"v1\" cannot be handled as a Binding: {e}"
-        ))
-    })?;
+    let binding = subresource_body(content_type, body, target.resource, "Binding")?;
     let node = binding["target"]["name"].as_str().unwrap_or("").to_string();
     if node.is_empty() {
         let mut errs = api::validation::ErrorList::new();
@@ -1144,11 +1162,7 @@ pub async fn bind(
             )
             .await
         {
-            Ok(_) => {
-                let mut status = api::status::success_status(None);
-                status["code"] = json!(201);
-                return Ok(http::json(201, &status));
-            }
+            Ok(_) => return Ok(created()),
             Err(StoreError::Conflict { .. }) => continue,
             Err(e) => return Err(store_error(target, e)),
         }

@@ -5,64 +5,35 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Event, ObjectReference, Pod};
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetStatus};
 use kube::api::{Api, ObjectMeta, PostParams};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::reflector::Store;
 use kube::ResourceExt;
 
-/// How long changes are gathered before the budgets are computed again.
-const DEBOUNCE: Duration = Duration::from_millis(50);
 /// Every budget is computed again this often, also without changes (evictions not seen through
 /// expire from `disruptedPods`).
 const RESYNC: Duration = Duration::from_secs(15);
 
 /// Runs until the client's server goes away.
 pub async fn run(client: kube::Client) {
-    let (pods, pod_writer) = reflector::store::<Pod>();
-    let (budgets, budget_writer) = reflector::store::<PodDisruptionBudget>();
-    let pod_events = reflector::reflector(
-        pod_writer,
-        watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()),
-    )
-    .default_backoff()
-    .touched_objects()
-    .map(|_| ());
-    let budget_events = reflector::reflector(
-        budget_writer,
-        watcher(
-            Api::<PodDisruptionBudget>::all(client.clone()),
-            watcher::Config::default(),
-        ),
-    )
-    .default_backoff()
-    .touched_objects()
-    .map(|_| ());
-    let changes = futures::stream::select(pod_events, budget_events);
-    futures::pin_mut!(changes);
-    let mut tick = tokio::time::interval(RESYNC);
-    let mut warned = std::collections::HashSet::new();
-    loop {
-        tokio::select! {
-            change = changes.next() => {
-                if change.is_none() {
-                    return;
-                }
-                tokio::time::sleep(DEBOUNCE).await;
-            }
-            _ = tick.tick() => {}
-        }
-        sync_all(&client, &budgets, &pods, &mut warned).await;
-    }
+    let warned = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+    let api_client = client.clone();
+    crate::informer::run::<PodDisruptionBudget, _, _>(client, RESYNC, move |pods, budgets| {
+        let (client, warned) = (api_client.clone(), warned.clone());
+        async move { sync_all(&client, &budgets, &pods, &warned).await }
+    })
+    .await;
 }
+
+/// Warnings already recorded: once per budget and reason, not every pass.
+type Warned = std::sync::Mutex<std::collections::HashSet<(String, String, &'static str)>>;
 
 async fn sync_all(
     client: &kube::Client,
     budgets: &Store<PodDisruptionBudget>,
     pods: &Store<Pod>,
-    warned: &mut std::collections::HashSet<(String, String, &'static str)>,
+    warned: &Warned,
 ) {
     let all_pods: Vec<Pod> = pods.state().iter().map(|p| Pod::clone(p)).collect();
     let now = k8s_openapi::jiff::Timestamp::now();
@@ -75,7 +46,8 @@ async fn sync_all(
                 budget.name_any(),
                 *reason,
             );
-            if warned.insert(key) {
+            let first = warned.lock().map(|mut w| w.insert(key)).unwrap_or(false);
+            if first {
                 warn(client, &budget, reason, message).await;
             }
         }

@@ -8,6 +8,7 @@
 //!   every namespace.
 
 pub mod disruption;
+mod informer;
 pub mod namespace_defaults;
 pub mod node_lifecycle;
 pub mod resource_quota;

@@ -6,56 +6,26 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Pod, ResourceQuota, ResourceQuotaStatus};
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, PostParams};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::reflector::Store;
 use kube::ResourceExt;
 
-/// How long changes are gathered before the quotas are computed again.
-const DEBOUNCE: Duration = Duration::from_millis(50);
 /// Every quota is computed again this often (objects other than pods are not watched).
 const RESYNC: Duration = Duration::from_secs(10);
 
 /// Runs until the client's server goes away.
 pub async fn run(client: kube::Client) {
-    let (pods, pod_writer) = reflector::store::<Pod>();
-    let (quotas, quota_writer) = reflector::store::<ResourceQuota>();
-    let pod_events = reflector::reflector(
-        pod_writer,
-        watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()),
-    )
-    .default_backoff()
-    .touched_objects()
-    .map(|_| ());
-    let quota_events = reflector::reflector(
-        quota_writer,
-        watcher(
-            Api::<ResourceQuota>::all(client.clone()),
-            watcher::Config::default(),
-        ),
-    )
-    .default_backoff()
-    .touched_objects()
-    .map(|_| ());
-    let changes = futures::stream::select(pod_events, quota_events);
-    futures::pin_mut!(changes);
-    let mut tick = tokio::time::interval(RESYNC);
-    loop {
-        tokio::select! {
-            change = changes.next() => {
-                if change.is_none() {
-                    return;
-                }
-                tokio::time::sleep(DEBOUNCE).await;
+    let api_client = client.clone();
+    crate::informer::run::<ResourceQuota, _, _>(client, RESYNC, move |pods, quotas| {
+        let client = api_client.clone();
+        async move {
+            for quota in quotas.state() {
+                sync(&client, &quota, &pods).await;
             }
-            _ = tick.tick() => {}
         }
-        for quota in quotas.state() {
-            sync(&client, &quota, &pods).await;
-        }
-    }
+    })
+    .await;
 }
 
 async fn sync(client: &kube::Client, quota: &ResourceQuota, pods: &Store<Pod>) {
