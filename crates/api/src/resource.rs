@@ -1,7 +1,9 @@
 //! The resources kubelite serves: their names, scope, verbs, storage prefix and schema, in one
 //! table.
 
-use k8s_openapi::api::{coordination, core, events, policy, scheduling};
+use k8s_openapi::api::{
+    authentication, authorization, coordination, core, events, policy, scheduling,
+};
 use schemars::{JsonSchema, SchemaGenerator};
 
 /// A subresource such as `pods/status`.
@@ -50,6 +52,8 @@ const ALL_VERBS: &[&str] = &[
     "watch",
 ];
 const STATUS_VERBS: &[&str] = &["get", "patch", "update"];
+/// Reviews are asked, not stored: create only (`storage` is empty).
+const REVIEW_VERBS: &[&str] = &["create"];
 
 pub static RESOURCES: &[Resource] = &[
     Resource {
@@ -336,6 +340,90 @@ pub static RESOURCES: &[Resource] = &[
         storage: "priorityclasses",
         schema: schema_of::<scheduling::v1::PriorityClass>,
     },
+    Resource {
+        group: "authentication.k8s.io",
+        version: "v1",
+        kind: "TokenReview",
+        plural: "tokenreviews",
+        singular: "tokenreview",
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+        verbs: REVIEW_VERBS,
+        subresources: &[],
+        storage: "",
+        schema: schema_of::<authentication::v1::TokenReview>,
+    },
+    Resource {
+        group: "authentication.k8s.io",
+        version: "v1",
+        kind: "SelfSubjectReview",
+        plural: "selfsubjectreviews",
+        singular: "selfsubjectreview",
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+        verbs: REVIEW_VERBS,
+        subresources: &[],
+        storage: "",
+        schema: schema_of::<authentication::v1::SelfSubjectReview>,
+    },
+    Resource {
+        group: "authorization.k8s.io",
+        version: "v1",
+        kind: "SubjectAccessReview",
+        plural: "subjectaccessreviews",
+        singular: "subjectaccessreview",
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+        verbs: REVIEW_VERBS,
+        subresources: &[],
+        storage: "",
+        schema: schema_of::<authorization::v1::SubjectAccessReview>,
+    },
+    Resource {
+        group: "authorization.k8s.io",
+        version: "v1",
+        kind: "SelfSubjectAccessReview",
+        plural: "selfsubjectaccessreviews",
+        singular: "selfsubjectaccessreview",
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+        verbs: REVIEW_VERBS,
+        subresources: &[],
+        storage: "",
+        schema: schema_of::<authorization::v1::SelfSubjectAccessReview>,
+    },
+    Resource {
+        group: "authorization.k8s.io",
+        version: "v1",
+        kind: "SelfSubjectRulesReview",
+        plural: "selfsubjectrulesreviews",
+        singular: "selfsubjectrulesreview",
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+        verbs: REVIEW_VERBS,
+        subresources: &[],
+        storage: "",
+        schema: schema_of::<authorization::v1::SelfSubjectRulesReview>,
+    },
+    Resource {
+        group: "authorization.k8s.io",
+        version: "v1",
+        kind: "LocalSubjectAccessReview",
+        plural: "localsubjectaccessreviews",
+        singular: "localsubjectaccessreview",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+        verbs: REVIEW_VERBS,
+        subresources: &[],
+        storage: "",
+        schema: schema_of::<authorization::v1::LocalSubjectAccessReview>,
+    },
 ];
 
 impl Resource {
@@ -366,6 +454,11 @@ impl Resource {
 
     pub fn has_verb(&self, verb: &str) -> bool {
         self.verbs.contains(&verb)
+    }
+
+    /// Whether objects of this resource are answered rather than stored (the reviews).
+    pub fn is_review(&self) -> bool {
+        self.storage.is_empty()
     }
 }
 

@@ -72,7 +72,7 @@ pub struct Request<'a> {
 
 /// The `audit.k8s.io/v1` `Event` of a completed request.
 pub fn event(r: &Request) -> Value {
-    let (username, groups) = identity(r.user);
+    let (username, groups) = crate::auth::identity(r.user);
     let mut event = json!({
         "kind": "Event",
         "apiVersion": "audit.k8s.io/v1",
@@ -125,34 +125,6 @@ fn kube_verb(verb: &str, method: &str, target: Option<&Target>) -> String {
         "PUT" => "update".into(),
         "DELETE" if target.name.is_none() => "deletecollection".into(),
         other => other.to_lowercase(),
-    }
-}
-
-/// The user name and groups kube-apiserver would record.
-fn identity(user: Option<&User>) -> (String, Vec<String>) {
-    let authenticated = "system:authenticated".to_string();
-    match user {
-        None => (
-            "system:anonymous".into(),
-            vec!["system:unauthenticated".into()],
-        ),
-        Some(User::Certificate(c)) => {
-            let mut groups = c.organizations.clone();
-            groups.push(authenticated);
-            (c.common_name.clone(), groups)
-        }
-        Some(User::Node) => (
-            "system:node-token".into(),
-            vec!["system:nodes".into(), authenticated],
-        ),
-        Some(User::ServiceAccount(sa)) => (
-            sa.username(),
-            vec![
-                "system:serviceaccounts".into(),
-                format!("system:serviceaccounts:{}", sa.namespace),
-                authenticated,
-            ],
-        ),
     }
 }
 

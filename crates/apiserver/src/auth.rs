@@ -66,6 +66,46 @@ impl ServiceAccountUser {
     }
 }
 
+/// The user name and groups kube-apiserver would give the request's user.
+pub fn identity(user: Option<&User>) -> (String, Vec<String>) {
+    let authenticated = "system:authenticated".to_string();
+    match user {
+        None => (
+            "system:anonymous".into(),
+            vec!["system:unauthenticated".into()],
+        ),
+        Some(User::Certificate(c)) => {
+            let mut groups = c.organizations.clone();
+            groups.push(authenticated);
+            (c.common_name.clone(), groups)
+        }
+        Some(User::Node) => (
+            "system:node-token".into(),
+            vec!["system:nodes".into(), authenticated],
+        ),
+        Some(User::ServiceAccount(sa)) => (
+            sa.username(),
+            vec![
+                "system:serviceaccounts".into(),
+                format!("system:serviceaccounts:{}", sa.namespace),
+                authenticated,
+            ],
+        ),
+    }
+}
+
+/// Who a bearer token names: the node join token, or a service-account token this server
+/// signed whose account (and pod) still exist.
+pub fn identify_token(server: &Server, token: &str) -> Option<User> {
+    if constant_time_eq(token.as_bytes(), server.pki.node_token.as_bytes()) {
+        return Some(User::Node);
+    }
+    if crate::tokens::Tokens::looks_like_jwt(token) {
+        return crate::token_request::authenticate(server, token).map(User::ServiceAccount);
+    }
+    None
+}
+
 fn is_open(path: &str) -> bool {
     matches!(
         path,
@@ -94,17 +134,13 @@ pub async fn authenticate(
     next: Next,
 ) -> Response {
     if let Some(token) = bearer(&req) {
-        if constant_time_eq(token.as_bytes(), server.pki.node_token.as_bytes()) {
-            req.extensions_mut().insert(User::Node);
-            return next.run(req).await;
-        }
-        if crate::tokens::Tokens::looks_like_jwt(token) {
-            if let Some(user) = crate::token_request::authenticate(&server, token) {
-                req.extensions_mut().insert(User::ServiceAccount(user));
-                return next.run(req).await;
+        return match identify_token(&server, token) {
+            Some(user) => {
+                req.extensions_mut().insert(user);
+                next.run(req).await
             }
-        }
-        return error_response(&api::ApiError::unauthorized());
+            None => error_response(&api::ApiError::unauthorized()),
+        };
     }
     if let Some(cert) = req.extensions().get::<PeerCertificate>().cloned() {
         req.extensions_mut().insert(User::Certificate(cert));

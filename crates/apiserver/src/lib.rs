@@ -26,6 +26,7 @@ pub mod openapi;
 pub mod pki;
 pub mod protobuf;
 pub mod rest;
+pub mod reviews;
 pub mod router;
 pub mod tls;
 pub mod token_request;

@@ -17,7 +17,8 @@
 //! Covered: every field, recursively, of core/v1 Namespace, ServiceAccount, ConfigMap, Secret,
 //! Service, Pod, Node, Event and Binding (`pods/binding`), authentication.k8s.io/v1 TokenRequest
 //! (`serviceaccounts/token`), events.k8s.io/v1 Event, coordination.k8s.io/v1 Lease, policy/v1
-//! PodDisruptionBudget and Eviction (`pods/eviction`), scheduling.k8s.io/v1 PriorityClass, core/v1 ResourceQuota and LimitRange, and meta/v1 DeleteOptions under any apiVersion (typed clients send delete options as
+//! PodDisruptionBudget and Eviction (`pods/eviction`), scheduling.k8s.io/v1 PriorityClass, core/v1 ResourceQuota and LimitRange, the
+//! authentication.k8s.io and authorization.k8s.io reviews (their specs), and meta/v1 DeleteOptions under any apiVersion (typed clients send delete options as
 //! protobuf too). The envelope's kind picks the table. Field numbers unknown to the tables (newer
 //! than Kubernetes 1.33) are skipped, as Go's decoder skips them.
 
@@ -103,6 +104,17 @@ fn schema_for(api_version: &str, kind: &str) -> Option<&'static Message> {
         ("policy/v1", "Eviction") => &POLICY_EVICTION,
         ("scheduling.k8s.io/v1", "PriorityClass") => &SCHEDULING_PRIORITY_CLASS,
         ("v1", "ResourceQuota") => &RESOURCE_QUOTA,
+        ("authentication.k8s.io/v1", "TokenReview") => &AUTHENTICATION_TOKEN_REVIEW,
+        ("authentication.k8s.io/v1", "SelfSubjectReview") => &AUTHENTICATION_SELF_SUBJECT_REVIEW,
+        ("authorization.k8s.io/v1", "SubjectAccessReview" | "LocalSubjectAccessReview") => {
+            &AUTHORIZATION_SUBJECT_ACCESS_REVIEW
+        }
+        ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => {
+            &AUTHORIZATION_SELF_SUBJECT_ACCESS_REVIEW
+        }
+        ("authorization.k8s.io/v1", "SelfSubjectRulesReview") => {
+            &AUTHORIZATION_SELF_SUBJECT_RULES_REVIEW
+        }
         ("v1", "LimitRange") => &LIMIT_RANGE,
         (_, "DeleteOptions") => &META_DELETE_OPTIONS,
         _ => return None,
@@ -1364,6 +1376,56 @@ mod schema {
         one(5, "desiredHealthy", I32),
         one(6, "expectedPods", I32),
         list(7, "conditions", Msg(&META_CONDITION)),
+    ] };
+    pub(super) static AUTHENTICATION_TOKEN_REVIEW: Message = Message { name: "TokenReview", fields: &[
+        one(1, "metadata", Msg(&META_OBJECT_META)),
+        one(2, "spec", Msg(&AUTHENTICATION_TOKEN_REVIEW_SPEC)),
+    ] };
+    pub(super) static AUTHENTICATION_TOKEN_REVIEW_SPEC: Message = Message { name: "TokenReviewSpec", fields: &[
+        one(1, "token", Str),
+        list(2, "audiences", Str),
+    ] };
+    pub(super) static AUTHENTICATION_SELF_SUBJECT_REVIEW: Message = Message { name: "SelfSubjectReview", fields: &[
+        one(1, "metadata", Msg(&META_OBJECT_META)),
+    ] };
+    pub(super) static AUTHORIZATION_SUBJECT_ACCESS_REVIEW: Message = Message { name: "SubjectAccessReview", fields: &[
+        one(1, "metadata", Msg(&META_OBJECT_META)),
+        one(2, "spec", Msg(&AUTHORIZATION_SUBJECT_ACCESS_REVIEW_SPEC)),
+    ] };
+    pub(super) static AUTHORIZATION_SUBJECT_ACCESS_REVIEW_SPEC: Message = Message { name: "SubjectAccessReviewSpec", fields: &[
+        ptr(1, "resourceAttributes", Msg(&AUTHORIZATION_RESOURCE_ATTRIBUTES)),
+        ptr(2, "nonResourceAttributes", Msg(&AUTHORIZATION_NON_RESOURCE_ATTRIBUTES)),
+        one(3, "user", Str),
+        list(4, "groups", Str),
+        one(6, "uid", Str),
+    ] };
+    pub(super) static AUTHORIZATION_SELF_SUBJECT_ACCESS_REVIEW: Message = Message { name: "SelfSubjectAccessReview", fields: &[
+        one(1, "metadata", Msg(&META_OBJECT_META)),
+        one(2, "spec", Msg(&AUTHORIZATION_SELF_SUBJECT_ACCESS_REVIEW_SPEC)),
+    ] };
+    pub(super) static AUTHORIZATION_SELF_SUBJECT_ACCESS_REVIEW_SPEC: Message = Message { name: "SelfSubjectAccessReviewSpec", fields: &[
+        ptr(1, "resourceAttributes", Msg(&AUTHORIZATION_RESOURCE_ATTRIBUTES)),
+        ptr(2, "nonResourceAttributes", Msg(&AUTHORIZATION_NON_RESOURCE_ATTRIBUTES)),
+    ] };
+    pub(super) static AUTHORIZATION_SELF_SUBJECT_RULES_REVIEW: Message = Message { name: "SelfSubjectRulesReview", fields: &[
+        one(1, "metadata", Msg(&META_OBJECT_META)),
+        one(2, "spec", Msg(&AUTHORIZATION_SELF_SUBJECT_RULES_REVIEW_SPEC)),
+    ] };
+    pub(super) static AUTHORIZATION_SELF_SUBJECT_RULES_REVIEW_SPEC: Message = Message { name: "SelfSubjectRulesReviewSpec", fields: &[
+        one(1, "namespace", Str),
+    ] };
+    pub(super) static AUTHORIZATION_RESOURCE_ATTRIBUTES: Message = Message { name: "ResourceAttributes", fields: &[
+        one(1, "namespace", Str),
+        one(2, "verb", Str),
+        one(3, "group", Str),
+        one(4, "version", Str),
+        one(5, "resource", Str),
+        one(6, "subresource", Str),
+        one(7, "name", Str),
+    ] };
+    pub(super) static AUTHORIZATION_NON_RESOURCE_ATTRIBUTES: Message = Message { name: "NonResourceAttributes", fields: &[
+        one(1, "path", Str),
+        one(2, "verb", Str),
     ] };
     pub(super) static RESOURCE_QUOTA: Message = Message { name: "ResourceQuota", fields: &[
         one(1, "metadata", Msg(&META_OBJECT_META)),

@@ -454,6 +454,7 @@ async fn serve_resource(
     watch_path: bool,
 ) -> (Response, String) {
     let method = req.method().clone();
+    let user = req.extensions().get::<crate::auth::User>().cloned();
     if let Some(sub @ ("exec" | "attach" | "portforward")) = target.subresource.as_deref() {
         if target.name.is_some() && (method == Method::GET || method == Method::POST) {
             let sub = sub.to_string();
@@ -491,6 +492,12 @@ async fn serve_resource(
     let ct = content_type.as_deref();
     let sub = target.subresource.as_deref();
     let result = match (&method, target.name.is_some(), sub) {
+        (&Method::POST, false, None) if target.resource.is_review() => {
+            crate::reviews::create(server, &target, user.as_ref(), ct, body).await
+        }
+        _ if target.resource.is_review() => Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        )),
         _ if is_watch => crate::watch::watch(server, &target, &q, wants).await,
         (&Method::GET, false, None) => rest::list(server, &target, &q, wants).await,
         (&Method::GET, true, Some("log")) => crate::node_proxy::logs(server, &target, &q).await,

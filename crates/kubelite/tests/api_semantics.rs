@@ -647,3 +647,53 @@ fn priority_classes_give_pods_their_priority() {
         kept.stderr
     );
 }
+
+#[test]
+fn reviews_answer_who_a_token_names_and_what_a_user_may_do() {
+    let c = Cluster::start();
+    let token = c.kubectl(&["create", "token", "default"]);
+    let token = token.ok().trim().to_string();
+    let review = |t: &str| {
+        c.file(
+            "review.json",
+            &format!(
+                r#"{{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{{"token":"{t}"}}}}"#
+            ),
+        );
+        let out = c.kubectl(&[
+            "create",
+            "-f",
+            "review.json",
+            "-o",
+            "jsonpath={.status.authenticated} {.status.user.username} {.status.user.groups}",
+        ]);
+        out.ok().to_string()
+    };
+    assert_eq!(
+        review(&token),
+        r#"true system:serviceaccount:default:default ["system:serviceaccounts","system:serviceaccounts:default","system:authenticated"]"#
+    );
+    assert_eq!(review("not-a-token").trim(), "false");
+    // kubectl auth: the typed reviews (protobuf from kubectl 1.32 on).
+    let whoami = c.kubectl(&["auth", "whoami"]);
+    assert!(whoami.ok().starts_with("ATTRIBUTE"), "{}", whoami.stdout);
+    assert!(
+        whoami.stdout.contains("system:authenticated"),
+        "{}",
+        whoami.stdout
+    );
+    assert_eq!(
+        c.kubectl(&["auth", "can-i", "delete", "namespaces"]).ok(),
+        "yes\n"
+    );
+    let rules = c.kubectl(&["auth", "can-i", "--list"]);
+    assert!(rules.ok().contains("*.*"), "{}", rules.stdout);
+    let listed = c.kubectl(&["get", "tokenreviews"]);
+    assert!(
+        listed
+            .err()
+            .contains("the server does not allow this method on the requested resource"),
+        "{}",
+        listed.stderr
+    );
+}
