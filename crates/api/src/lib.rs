@@ -24,6 +24,7 @@ pub mod secret;
 pub mod selector;
 pub mod status;
 pub mod table;
+pub mod templates;
 pub mod validation;
 
 pub use k8s_openapi;

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Event, LimitRange, Namespace, Node, Pod, ResourceQuota};
+use k8s_openapi::api::core::v1::{
+    Event, LimitRange, Namespace, Node, Pod, PodTemplate, ReplicationController, ResourceQuota,
+};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use serde::de::DeserializeOwned;
@@ -262,6 +264,8 @@ pub fn decode_value(
         ("policy", "PodDisruptionBudget") => roundtrip::<PodDisruptionBudget>(value, &mut unknown),
         ("", "ResourceQuota") => roundtrip::<ResourceQuota>(value, &mut unknown),
         ("", "LimitRange") => roundtrip::<LimitRange>(value, &mut unknown),
+        ("", "PodTemplate") => roundtrip::<PodTemplate>(value, &mut unknown),
+        ("", "ReplicationController") => roundtrip::<ReplicationController>(value, &mut unknown),
         ("scheduling.k8s.io", "PriorityClass") => roundtrip::<PriorityClass>(value, &mut unknown),
         _ => Ok(value),
     }
@@ -282,7 +286,7 @@ pub fn decode_value(
             .iter()
             .map(|p| format!("duplicate field \"{p}\"")),
     );
-    let warnings = match mode {
+    let mut warnings = match mode {
         FieldValidation::Strict if !problems.is_empty() => {
             return Err(cannot_handle(
                 resource,
@@ -292,6 +296,9 @@ pub fn decode_value(
         FieldValidation::Warn => problems,
         _ => Vec::new(),
     };
+    if (resource.group, resource.kind) == ("", "ReplicationController") {
+        warnings.push(crate::templates::NO_CONTROLLER.to_string());
+    }
     Ok(Decoded { object, warnings })
 }
 
@@ -368,6 +375,20 @@ pub fn prepare_create(resource: &Resource, obj: &mut Value) -> Result<(), ApiErr
             crate::limit_range::set_defaults(&mut range);
             untyped(&range, obj)?;
         }
+        ("", "PodTemplate") => {
+            let mut t: PodTemplate = typed(obj)?;
+            if let Some(template) = t.template.as_mut() {
+                crate::templates::default_template(template);
+            }
+            untyped(&t, obj)?;
+        }
+        ("", "ReplicationController") => {
+            let mut rc: ReplicationController = typed(obj)?;
+            crate::templates::default_controller(&mut rc);
+            rc.status = Some(Default::default());
+            rc.metadata.generation = Some(1);
+            untyped(&rc, obj)?;
+        }
         _ => {}
     }
     Ok(())
@@ -418,6 +439,16 @@ pub fn validate_create(resource: &Resource, obj: &Value) -> Result<ErrorList, Ap
         }
         ("", "ResourceQuota") => errs.extend(crate::quota::validate(&typed(obj)?)),
         ("", "LimitRange") => errs.extend(crate::limit_range::validate(&typed(obj)?)),
+        ("", "PodTemplate") => {
+            let t: PodTemplate = typed(obj)?;
+            errs.extend(crate::templates::validate_template(
+                t.template.as_ref(),
+                "template",
+            ));
+        }
+        ("", "ReplicationController") => {
+            errs.extend(crate::templates::validate_controller(&typed(obj)?))
+        }
         _ => {}
     }
     Ok(errs)
@@ -467,6 +498,15 @@ pub fn prepare_and_validate_update(
     }
     if (resource.group, resource.kind) == ("", "ResourceQuota") && subresource.is_none() {
         errs.extend(crate::quota::validate(&typed(new)?));
+    }
+    if (resource.group, resource.kind) == ("", "ReplicationController") && subresource.is_none() {
+        let mut rc: ReplicationController = typed(new)?;
+        crate::templates::default_controller(&mut rc);
+        let generation = old["metadata"]["generation"].as_i64().unwrap_or(1);
+        let changed = serde_json::to_value(&rc.spec).ok().as_ref() != old.get("spec");
+        rc.metadata.generation = Some(if changed { generation + 1 } else { generation });
+        errs.extend(crate::templates::validate_controller(&rc));
+        untyped(&rc, new)?;
     }
     if (resource.group, resource.kind) == ("", "LimitRange") {
         let mut range: LimitRange = typed(new)?;

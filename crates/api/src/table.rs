@@ -81,6 +81,22 @@ fn columns(resource: &Resource) -> Vec<Column> {
             Column("Data", "string", 0, "Data contains the configuration data."),
             AGE,
         ],
+        ("", "PodTemplate") => vec![
+            NAME,
+            Column("Containers", "string", 0, "Names of each container in the template."),
+            Column("Images", "string", 0, "Images referenced by each container in the template."),
+            Column("Pod Labels", "string", 0, "The labels for the pod template."),
+        ],
+        ("", "ReplicationController") => vec![
+            NAME,
+            Column("Desired", "integer", 0, "Replicas is the number of desired replicas. This is a pointer to distinguish between explicit zero and unspecified. Defaults to 1. More info: https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller#what-is-a-replicationcontroller"),
+            Column("Current", "integer", 0, "Replicas is the most recently observed number of replicas. More info: https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller#what-is-a-replicationcontroller"),
+            Column("Ready", "integer", 0, "The number of ready replicas for this replication controller."),
+            AGE,
+            Column("Containers", "string", 1, "Names of each container in the template."),
+            Column("Images", "string", 1, "Images referenced by each container in the template."),
+            Column("Selector", "string", 1, "Label selector for pods. Pods that match this label selector are counted towards the replica count. If Selector is empty, it is defaulted to the labels present on the Pod template. Label keys and values that must match in order to be controlled by this replication controller, if empty defaulted to labels on Pod template. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors"),
+        ],
         ("", "ResourceQuota") => vec![
             NAME,
             AGE,
@@ -477,6 +493,28 @@ fn cells(resource: &Resource, obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
             json!(count(&obj["data"]) + count(&obj["binaryData"])),
             json!(age(&obj["metadata"]["creationTimestamp"], now)),
         ],
+        ("", "PodTemplate") => {
+            let (containers, images) = containers_and_images(&obj["template"]["spec"]);
+            vec![
+                json!(obj["metadata"]["name"]),
+                json!(containers),
+                json!(images),
+                json!(label_string(&obj["template"]["metadata"]["labels"])),
+            ]
+        }
+        ("", "ReplicationController") => {
+            let (containers, images) = containers_and_images(&obj["spec"]["template"]["spec"]);
+            vec![
+                json!(obj["metadata"]["name"]),
+                json!(obj["spec"]["replicas"].as_i64().unwrap_or(0)),
+                json!(obj["status"]["replicas"].as_i64().unwrap_or(0)),
+                json!(obj["status"]["readyReplicas"].as_i64().unwrap_or(0)),
+                json!(age(&obj["metadata"]["creationTimestamp"], now)),
+                json!(containers),
+                json!(images),
+                json!(label_string(&obj["spec"]["selector"])),
+            ]
+        }
         ("", "ResourceQuota") => {
             let (request, limit) = quota_cells(obj);
             vec![
@@ -520,6 +558,31 @@ fn cells(resource: &Resource, obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
             json!(obj["metadata"]["name"]),
             json!(age(&obj["metadata"]["creationTimestamp"], now)),
         ],
+    }
+}
+
+/// A template's container names and images, comma-separated.
+fn containers_and_images(spec: &Value) -> (String, String) {
+    let containers = spec["containers"].as_array().cloned().unwrap_or_default();
+    let field = |f: &str| {
+        containers
+            .iter()
+            .map(|c| c[f].as_str().unwrap_or("").to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    (field("name"), field("image"))
+}
+
+/// Labels as `a=b,c=d` (sorted), or `<none>`.
+fn label_string(labels: &Value) -> String {
+    match labels.as_object() {
+        Some(m) if !m.is_empty() => m
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+            .collect::<Vec<_>>()
+            .join(","),
+        _ => "<none>".into(),
     }
 }
 

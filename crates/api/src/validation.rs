@@ -137,6 +137,18 @@ impl ErrorList {
     pub fn iter(&self) -> impl Iterator<Item = &FieldError> {
         self.0.iter()
     }
+    /// The same errors, each field path under `prefix` (`spec.template`).
+    pub fn under(self, prefix: &str) -> ErrorList {
+        ErrorList(
+            self.0
+                .into_iter()
+                .map(|mut e| {
+                    e.field = format!("{prefix}.{}", e.field);
+                    e
+                })
+                .collect(),
+        )
+    }
     pub fn push(&mut self, e: FieldError) {
         self.0.push(e);
     }

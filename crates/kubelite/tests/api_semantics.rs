@@ -697,3 +697,71 @@ fn reviews_answer_who_a_token_names_and_what_a_user_may_do() {
         listed.stderr
     );
 }
+
+#[test]
+fn pod_templates_and_replication_controllers_are_stored_as_kubernetes_stores_them() {
+    let c = Cluster::start();
+    c.file(
+        "template.yaml",
+        "apiVersion: v1\nkind: PodTemplate\nmetadata:\n  name: web\ntemplate:\n  metadata:\n    labels:\n      app: web\n  spec:\n    containers:\n    - name: kuard\n      image: gcr.io/kuar-demo/kuard-amd64:1\n",
+    );
+    c.kubectl(&["create", "-f", "template.yaml"]).ok();
+    let table = c.kubectl(&["get", "podtemplates"]);
+    let rows: Vec<Vec<&str>> = table
+        .ok()
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows[0], ["NAME", "CONTAINERS", "IMAGES", "POD", "LABELS"]);
+    assert_eq!(
+        rows[1],
+        ["web", "kuard", "gcr.io/kuar-demo/kuard-amd64:1", "app=web"]
+    );
+    let defaulted = c.kubectl(&[
+        "get",
+        "podtemplate",
+        "web",
+        "-o",
+        "jsonpath={.template.spec.restartPolicy}",
+    ]);
+    assert_eq!(defaulted.ok(), "Always");
+
+    c.file(
+        "rc.yaml",
+        "apiVersion: v1\nkind: ReplicationController\nmetadata:\n  name: web\nspec:\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n      - name: kuard\n        image: gcr.io/kuar-demo/kuard-amd64:1\n",
+    );
+    let created = c.kubectl(&["create", "-f", "rc.yaml"]);
+    assert_eq!(created.ok(), "replicationcontroller/web created\n");
+    assert!(
+        created
+            .stderr
+            .contains("no pods will be made for this ReplicationController"),
+        "{}",
+        created.stderr
+    );
+    let row = c.kubectl(&["get", "rc", "web", "--no-headers", "-o", "wide"]);
+    let cells: Vec<&str> = row.ok().split_whitespace().collect();
+    assert_eq!(cells[..4], ["web", "1", "0", "0"]);
+    assert_eq!(
+        cells[5..],
+        ["kuard", "gcr.io/kuar-demo/kuard-amd64:1", "app=web"]
+    );
+    c.file(
+        "bad-rc.yaml",
+        "apiVersion: v1\nkind: ReplicationController\nmetadata:\n  name: bad\nspec:\n  selector:\n    app: db\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n      - name: kuard\n        image: gcr.io/kuar-demo/kuard-amd64:1\n",
+    );
+    let refused = c.kubectl(&["create", "-f", "bad-rc.yaml"]);
+    assert!(
+        refused
+            .err()
+            .contains("`selector` does not match template `labels`"),
+        "{}",
+        refused.stderr
+    );
+    let explained = c.kubectl(&["explain", "rc.spec.replicas"]);
+    assert!(
+        explained.ok().contains("FIELD: replicas"),
+        "{}",
+        explained.stdout
+    );
+}
