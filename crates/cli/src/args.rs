@@ -137,6 +137,18 @@ pub enum Command {
         after_help = "Examples:\n  # What a pod is, and its top-level fields\n  kubectl explain pod\n\n  # One field deep inside\n  kubectl explain pod.spec.containers.image"
     )]
     Explain(ExplainArgs),
+    /// Mark a node unschedulable.
+    #[command(override_usage = "kubectl cordon NODE [options]")]
+    Cordon(CordonArgs),
+    /// Mark a node schedulable again.
+    #[command(override_usage = "kubectl uncordon NODE [options]")]
+    Uncordon(CordonArgs),
+    /// Cordon a node and evict its pods, as their disruption budgets allow.
+    #[command(
+        override_usage = "kubectl drain NODE [options]",
+        after_help = "Examples:\n  # Evict every pod, those of no controller too\n  kubectl drain node-1 --ignore-daemonsets --force"
+    )]
+    Drain(DrainArgs),
     /// List the resource types the server serves.
     #[command(name = "api-resources")]
     ApiResources(ApiResourcesArgs),
@@ -361,6 +373,42 @@ pub struct PatchArgs {
     /// Output format: name, yaml or json.
     #[arg(short = 'o', long)]
     pub output: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct CordonArgs {
+    /// The node.
+    pub node: String,
+    /// none, server (the server checks and changes nothing) or client (nothing is sent).
+    #[arg(long = "dry-run", num_args = 0..=1, default_missing_value = "client")]
+    pub dry_run: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct DrainArgs {
+    /// The node.
+    pub node: String,
+    /// Also evict pods of no controller.
+    #[arg(long)]
+    pub force: bool,
+    /// Leave DaemonSet-managed pods where they are.
+    #[arg(long = "ignore-daemonsets")]
+    pub ignore_daemonsets: bool,
+    /// Also evict pods with emptyDir volumes (their data is lost).
+    #[arg(long = "delete-emptydir-data")]
+    pub delete_emptydir_data: bool,
+    /// Only the pods this label selector selects.
+    #[arg(long = "pod-selector")]
+    pub pod_selector: Option<String>,
+    /// Seconds each pod gets to stop; negative: its own grace period.
+    #[arg(long = "grace-period", default_value_t = -1, allow_negative_numbers = true)]
+    pub grace_period: i64,
+    /// How long to wait before giving up (0: for ever).
+    #[arg(long, default_value = "0s")]
+    pub timeout: String,
+    /// none, server or client.
+    #[arg(long = "dry-run", num_args = 0..=1, default_missing_value = "client")]
+    pub dry_run: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -50,6 +50,9 @@ impl Context {
             .namespace
             .clone()
             .unwrap_or_else(|| config.default_namespace.clone());
+        // kubectl shows a 429 or 503 as it comes (drain retries evictions itself, every 5 s);
+        // kube's own retry would hide it behind minutes of back-off.
+        config.default_retry = false;
         let cluster_url = config.cluster_url.to_string();
         let client = kube::Client::try_from(config).map_err(Error::from)?;
         Ok(Context {

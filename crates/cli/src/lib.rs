@@ -14,6 +14,7 @@ pub mod completion;
 pub mod config;
 pub mod describe;
 pub mod discovery;
+pub mod drain;
 pub mod edit;
 pub mod error;
 pub mod explain;
@@ -104,6 +105,9 @@ async fn run(cli: args::Kubectl) -> Result<i32, Error> {
                 C::PortForward(a) => streams::port_forward(&ctx, a).await.map(|_| 0),
                 C::Edit(a) => edit::run(&ctx, a).await.map(|_| 0),
                 C::Explain(a) => explain::run(&ctx, a).await.map(|_| 0),
+                C::Cordon(a) => drain::cordon(&ctx, a, true).await.map(|_| 0),
+                C::Uncordon(a) => drain::cordon(&ctx, a, false).await.map(|_| 0),
+                C::Drain(a) => drain::drain(&ctx, a).await,
                 C::ApiResources(a) => discovery::api_resources(&ctx, a).await.map(|_| 0),
                 C::ApiVersions => discovery::api_versions(&ctx).await.map(|_| 0),
                 C::ClusterInfo => get::cluster_info(&ctx).await.map(|_| 0),

@@ -170,9 +170,20 @@ fn budgets_are_kept_and_evictions_respect_them() {
 
 #[test]
 fn kubectl_drain_evicts_what_the_budgets_allow() {
+    drain_with(std::path::Path::new(KUBECTL), "drain");
+}
+
+#[test]
+fn kubelites_own_kubectl_drains_as_kubectl_does() {
+    let (_dir, kubectl) = kubelite_kubectl();
+    drain_with(&kubectl, "own");
+}
+
+fn drain_with(kubectl: &std::path::Path, name: &str) {
     let c = Cluster::start();
-    let _node = FakeNode::join(&c, "drain");
-    let node = "drain-0";
+    let _node = FakeNode::join(&c, name);
+    let node = &format!("{name}-0");
+    let run = |args: &[&str]| c.kubectl_with(kubectl, args);
     for name in ["one", "two"] {
         c.file(&format!("{name}.yaml"), &bare_pod(name, "free"));
         c.kubectl(&["create", "-f", &format!("{name}.yaml")]).ok();
@@ -196,7 +207,7 @@ fn kubectl_drain_evicts_what_the_budgets_allow() {
     wait_allowed(&c, "held", "0");
 
     // A server dry run changes nothing and says what it would do; the held pod is refused even so.
-    let dry = c.kubectl(&[
+    let dry = run(&[
         "drain",
         node,
         "--ignore-daemonsets",
@@ -206,10 +217,10 @@ fn kubectl_drain_evicts_what_the_budgets_allow() {
     ]);
     let stdout = dry.ok();
     for line in [
-        "node/drain-0 cordoned (server dry run)",
+        &format!("node/{node} cordoned (server dry run)"),
         "evicting pod default/one (server dry run)",
         "evicting pod default/two (server dry run)",
-        "node/drain-0 drained (server dry run)",
+        &format!("node/{node} drained (server dry run)"),
     ] {
         assert!(stdout.contains(line), "{line}:\n{stdout}");
     }
@@ -225,7 +236,7 @@ fn kubectl_drain_evicts_what_the_budgets_allow() {
     assert_eq!(schedulable.ok(), "", "a dry run does not cordon");
 
     // For real: the free pods go, the held one is refused until the budget goes.
-    let blocked = c.kubectl(&[
+    let blocked = run(&[
         "drain",
         node,
         "--ignore-daemonsets",
@@ -233,7 +244,7 @@ fn kubectl_drain_evicts_what_the_budgets_allow() {
         "--timeout=12s",
     ]);
     assert!(
-        blocked.stdout.contains("node/drain-0 cordoned"),
+        blocked.stdout.contains(&format!("node/{node} cordoned")),
         "{}",
         blocked.stdout
     );
@@ -256,7 +267,7 @@ fn kubectl_drain_evicts_what_the_budgets_allow() {
     );
 
     c.kubectl(&["delete", "pdb", "held"]).ok();
-    let drained = c.kubectl(&[
+    let drained = run(&[
         "drain",
         node,
         "--ignore-daemonsets",
@@ -265,13 +276,15 @@ fn kubectl_drain_evicts_what_the_budgets_allow() {
     ]);
     let stdout = drained.ok();
     for line in [
-        "node/drain-0 already cordoned",
+        &format!("node/{node} already cordoned"),
         "pod/held evicted",
-        "node/drain-0 drained",
+        &format!("node/{node} drained"),
     ] {
         assert!(stdout.contains(line), "{line}:\n{stdout}");
     }
     assert!(pods_on(&c, node).is_empty());
-    let uncordoned = c.kubectl(&["uncordon", node]);
-    assert_eq!(uncordoned.ok(), "node/drain-0 uncordoned\n");
+    let uncordoned = run(&["uncordon", node]);
+    assert_eq!(uncordoned.ok(), format!("node/{node} uncordoned\n"));
+    let again = run(&["uncordon", node]);
+    assert_eq!(again.ok(), format!("node/{node} already uncordoned\n"));
 }
