@@ -114,10 +114,13 @@ pub fn body_as_json(
 pub enum Wants {
     Object,
     Table,
+    /// `PartialObjectMetadata` (`…List` for lists): each object's metadata alone.
+    Metadata,
 }
 
 /// Negotiates the response: a Table when the client lists `as=Table` for `meta.k8s.io`,
-/// plain JSON when it accepts JSON; 406 when it accepts neither.
+/// metadata alone for `as=PartialObjectMetadata(List)`, plain JSON when it accepts JSON; 406
+/// when it accepts none of them.
 pub fn negotiate(accept: Option<&str>) -> Result<Wants, ApiError> {
     let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
         return Ok(Wants::Object);
@@ -127,12 +130,18 @@ pub fn negotiate(accept: Option<&str>) -> Result<Wants, ApiError> {
         let mut params = part.split(';').map(str::trim);
         let media = params.next().unwrap_or("");
         let params: Vec<&str> = params.collect();
-        let is_table = params.contains(&"as=Table")
-            && params.contains(&"g=meta.k8s.io")
+        let meta_k8s = params.contains(&"g=meta.k8s.io")
             && params.iter().any(|p| *p == "v=v1" || *p == "v=v1beta1");
         let json_like = matches!(media, "application/json" | "*/*" | "application/*");
-        if is_table && json_like {
-            return Ok(Wants::Table);
+        if meta_k8s && json_like {
+            if params.contains(&"as=Table") {
+                return Ok(Wants::Table);
+            }
+            if params.contains(&"as=PartialObjectMetadata")
+                || params.contains(&"as=PartialObjectMetadataList")
+            {
+                return Ok(Wants::Metadata);
+            }
         }
         let has_as = params.iter().any(|p| p.starts_with("as="));
         if json_like && !has_as {
@@ -190,6 +199,13 @@ mod tests {
     fn kubectl_get_negotiates_a_table() {
         let kubectl = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
         assert_eq!(negotiate(Some(kubectl)).unwrap(), Wants::Table);
+        assert_eq!(
+            negotiate(Some(
+                "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+            ))
+            .unwrap(),
+            Wants::Metadata
+        );
         assert_eq!(negotiate(Some("application/json")).unwrap(), Wants::Object);
         assert_eq!(negotiate(None).unwrap(), Wants::Object);
         assert_eq!(

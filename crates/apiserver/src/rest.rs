@@ -170,6 +170,7 @@ pub fn object_response(
             )
         }
         Wants::Object => http::json(status, obj),
+        Wants::Metadata => http::json(status, &meta::partial(obj)),
     }
 }
 
@@ -377,6 +378,18 @@ pub async fn list(server: &Server, target: &Target, q: &Query, wants: Wants) -> 
             .await
             .map_err(internal)?;
             Ok(http::json(200, &table))
+        }
+        Wants::Metadata => {
+            let mut list_meta = json!({"resourceVersion": rv});
+            if let Some(c) = &continue_token {
+                list_meta["continue"] = json!(c);
+            }
+            let items: Vec<Value> = items.iter().map(|c| meta::partial(&c.value())).collect();
+            Ok(http::json(
+                200,
+                &json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
+                        "metadata": list_meta, "items": items}),
+            ))
         }
         Wants::Object => {
             let mut meta = json!({"resourceVersion": rv});

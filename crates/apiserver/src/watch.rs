@@ -42,13 +42,17 @@ impl Watcher {
     }
 
     fn encode_object(&mut self, c: &Cached) -> Vec<u8> {
-        let needs_value = self.wants == Wants::Table || self.resource.group == "events.k8s.io";
+        let needs_value = self.wants != Wants::Object || self.resource.group == "events.k8s.io";
         if !needs_value {
             return c.json.to_vec();
         }
         let obj = registry::from_storage(self.resource, c.value());
-        if self.wants == Wants::Object {
-            return serde_json::to_vec(&obj).unwrap_or_default();
+        match self.wants {
+            Wants::Object => return serde_json::to_vec(&obj).unwrap_or_default(),
+            Wants::Metadata => {
+                return serde_json::to_vec(&api::meta::partial(&obj)).unwrap_or_default()
+            }
+            Wants::Table => {}
         }
         let rv = api::meta::resource_version(&obj).map(str::to_string);
         let mut t = table::table(

@@ -765,3 +765,42 @@ fn pod_templates_and_replication_controllers_are_stored_as_kubernetes_stores_the
         explained.stdout
     );
 }
+
+#[test]
+fn metadata_only_lists_gets_and_watches() {
+    let c = Cluster::start();
+    create_pod(&c, "meta", r#","labels":{"app":"web"}"#);
+    let accept =
+        "Accept: application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json";
+    let (code, body) = c.curl("GET", PODS, &[accept], None, false);
+    assert_eq!(code, 200, "{body}");
+    let list = json(&body);
+    assert_eq!(list["kind"], "PartialObjectMetadataList");
+    assert_eq!(list["apiVersion"], "meta.k8s.io/v1");
+    assert!(list["metadata"]["resourceVersion"].is_string());
+    let item = &list["items"][0];
+    assert_eq!(item["kind"], "PartialObjectMetadata");
+    assert_eq!(item["metadata"]["labels"]["app"], "web");
+    assert!(item.get("spec").is_none(), "{item}");
+    let one = "Accept: application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
+    let (code, body) = c.curl("GET", &format!("{PODS}/meta"), &[one], None, false);
+    assert_eq!(code, 200, "{body}");
+    let got = json(&body);
+    assert_eq!(
+        (got["kind"].as_str(), got["metadata"]["name"].as_str()),
+        (Some("PartialObjectMetadata"), Some("meta"))
+    );
+    assert!(got.get("status").is_none());
+    let (code, body) = c.curl(
+        "GET",
+        &format!("{PODS}?watch=1&timeoutSeconds=1"),
+        &[accept],
+        None,
+        false,
+    );
+    assert_eq!(code, 200, "{body}");
+    let first = json(body.lines().next().unwrap_or_default());
+    assert_eq!(first["type"], "ADDED");
+    assert_eq!(first["object"]["kind"], "PartialObjectMetadata");
+    assert_eq!(first["object"]["metadata"]["name"], "meta");
+}
