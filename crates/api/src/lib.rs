@@ -22,6 +22,7 @@ pub mod resource;
 pub mod resources;
 pub mod secret;
 pub mod selector;
+pub mod service;
 pub mod status;
 pub mod table;
 pub mod templates;

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     Event, LimitRange, Namespace, Node, Pod, PodTemplate, ReplicationController, ResourceQuota,
+    Service,
 };
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
@@ -249,7 +250,7 @@ pub fn decode_value(
         ("", "Namespace") => roundtrip::<Namespace>(value, &mut unknown),
         ("", "Node") => roundtrip::<Node>(value, &mut unknown),
         ("", "Event") => roundtrip::<Event>(value, &mut unknown),
-        ("", "Service") => roundtrip::<k8s_openapi::api::core::v1::Service>(value, &mut unknown),
+        ("", "Service") => roundtrip::<Service>(value, &mut unknown),
         ("", "ServiceAccount") => {
             roundtrip::<k8s_openapi::api::core::v1::ServiceAccount>(value, &mut unknown)
         }
@@ -264,6 +265,12 @@ pub fn decode_value(
         ("policy", "PodDisruptionBudget") => roundtrip::<PodDisruptionBudget>(value, &mut unknown),
         ("", "ResourceQuota") => roundtrip::<ResourceQuota>(value, &mut unknown),
         ("", "LimitRange") => roundtrip::<LimitRange>(value, &mut unknown),
+        ("", "Endpoints") => {
+            roundtrip::<k8s_openapi::api::core::v1::Endpoints>(value, &mut unknown)
+        }
+        ("discovery.k8s.io", "EndpointSlice") => {
+            roundtrip::<k8s_openapi::api::discovery::v1::EndpointSlice>(value, &mut unknown)
+        }
         ("", "PodTemplate") => roundtrip::<PodTemplate>(value, &mut unknown),
         ("", "ReplicationController") => roundtrip::<ReplicationController>(value, &mut unknown),
         ("scheduling.k8s.io", "PriorityClass") => roundtrip::<PriorityClass>(value, &mut unknown),
@@ -370,6 +377,15 @@ pub fn prepare_create(resource: &Resource, obj: &mut Value) -> Result<(), ApiErr
         }
         // The quota controller computes the status.
         ("", "ResourceQuota") => obj["status"] = json!({}),
+        ("", "Service") => {
+            let mut svc: Service = typed(obj)?;
+            crate::service::set_defaults(&mut svc);
+            svc.status = Some(k8s_openapi::api::core::v1::ServiceStatus {
+                load_balancer: Some(Default::default()),
+                ..Default::default()
+            });
+            untyped(&svc, obj)?;
+        }
         ("", "LimitRange") => {
             let mut range: LimitRange = typed(obj)?;
             crate::limit_range::set_defaults(&mut range);
@@ -507,6 +523,12 @@ pub fn prepare_and_validate_update(
         rc.metadata.generation = Some(if changed { generation + 1 } else { generation });
         errs.extend(crate::templates::validate_controller(&rc));
         untyped(&rc, new)?;
+    }
+    if (resource.group, resource.kind) == ("", "Service") && subresource.is_none() {
+        let mut svc: Service = typed(new)?;
+        crate::service::set_defaults(&mut svc);
+        errs.extend(crate::service::keep_allocated(&mut svc, &typed(old)?));
+        untyped(&svc, new)?;
     }
     if (resource.group, resource.kind) == ("", "LimitRange") {
         let mut range: LimitRange = typed(new)?;

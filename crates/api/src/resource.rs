@@ -2,7 +2,7 @@
 //! table.
 
 use k8s_openapi::api::{
-    authentication, authorization, coordination, core, events, policy, scheduling,
+    authentication, authorization, coordination, core, discovery, events, policy, scheduling,
 };
 use schemars::{JsonSchema, SchemaGenerator};
 
@@ -195,6 +195,34 @@ pub static RESOURCES: &[Resource] = &[
         }],
         storage: "services",
         schema: schema_of::<core::v1::Service>,
+    },
+    Resource {
+        group: "",
+        version: "v1",
+        kind: "Endpoints",
+        plural: "endpoints",
+        singular: "endpoints",
+        namespaced: true,
+        short_names: &["ep"],
+        categories: &[],
+        verbs: ALL_VERBS,
+        subresources: &[],
+        storage: "services/endpoints",
+        schema: schema_of::<core::v1::Endpoints>,
+    },
+    Resource {
+        group: "discovery.k8s.io",
+        version: "v1",
+        kind: "EndpointSlice",
+        plural: "endpointslices",
+        singular: "endpointslice",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+        verbs: ALL_VERBS,
+        subresources: &[],
+        storage: "endpointslices",
+        schema: schema_of::<discovery::v1::EndpointSlice>,
     },
     Resource {
         group: "",

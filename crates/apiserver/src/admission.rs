@@ -37,6 +37,12 @@ pub async fn admit_create(
         ("scheduling.k8s.io", "PriorityClass") => {
             api::priority::check_single_default(&typed(obj)?, &classes(server))
         }
+        ("", "Service") => {
+            allocate_addresses(server, resource, &name, obj).await?;
+            let usage = api::quota::object_usage(resource);
+            let ns = namespace.unwrap_or_default();
+            charge_quotas(server, resource, ns, &name, &usage, None, dry).await
+        }
         _ => match namespace {
             Some(ns) => {
                 let usage = api::quota::object_usage(resource);
@@ -45,6 +51,38 @@ pub async fn admit_create(
             None => Ok(()),
         },
     }
+}
+
+/// A new Service's cluster IP and node ports, from what the stored Services hold (the caller
+/// holds [`Server::allocating`] until the Service is stored).
+async fn allocate_addresses(
+    server: &Server,
+    resource: &Resource,
+    name: &str,
+    obj: &mut Value,
+) -> Result<(), ApiError> {
+    let all = crate::rest::Target {
+        resource: resource::find("", "v1", "services").expect("services are served"),
+        namespace: None,
+        name: None,
+        subresource: None,
+    };
+    let services: Vec<k8s_openapi::api::core::v1::Service> = crate::rest::read_all(server, &all)
+        .await?
+        .iter()
+        .filter_map(|(v, _)| typed(v).ok())
+        .collect();
+    let mut svc: k8s_openapi::api::core::v1::Service = typed(obj)?;
+    let errs = api::service::allocate(
+        &mut svc,
+        server.service_range,
+        &api::service::Taken::of(&services),
+    );
+    if !errs.is_empty() {
+        return Err(ApiError::invalid("", resource.kind, name, &errs));
+    }
+    *obj = untyped(&svc, obj)?;
+    Ok(())
 }
 
 /// How often a quota charge reads again when another writer changed a quota under it.

@@ -97,6 +97,8 @@ pub struct Config {
     pub event_ttl: Duration,
     /// Where the audit log goes (`-`: standard output); none without.
     pub audit_log_path: Option<PathBuf>,
+    /// Where Services' cluster IPs come from.
+    pub service_cluster_ip_range: api::service::IpRange,
 }
 
 /// Shared state of a running API server.
@@ -110,6 +112,11 @@ pub struct Server {
     pub openapi: openapi::Documents,
     pub started: std::time::Instant,
     pub audit: Option<audit::AuditLog>,
+    /// Where Services' cluster IPs come from.
+    pub service_range: api::service::IpRange,
+    /// Held while a Service's cluster IP and node ports are chosen and stored, so that two
+    /// creates never take the same.
+    pub allocating: tokio::sync::Mutex<()>,
 }
 
 /// A started server: its address and the task serving it.
@@ -149,6 +156,8 @@ impl Server {
                 })?),
                 None => None,
             },
+            service_range: config.service_cluster_ip_range,
+            allocating: tokio::sync::Mutex::new(()),
         });
         rest::seed(&server).await;
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -161,6 +170,7 @@ impl Server {
             addr: config.listen,
             source,
         })?;
+        rest::seed_kubernetes_service(&server, advertised(&config, addr), addr.port()).await;
         let acceptor = tls::acceptor(&server.pki)?;
         let app = app(server.clone());
         let inflight = limits::InFlight::new(
@@ -179,6 +189,21 @@ impl Server {
             serve,
         })
     }
+}
+
+/// The address the `kubernetes` Endpoints name: the first IPv4 address pods reach the server at,
+/// else the one it listens on (loopback when it listens on every address).
+fn advertised(config: &Config, addr: SocketAddr) -> std::net::Ipv4Addr {
+    let v4 = |ip: &std::net::IpAddr| match ip {
+        std::net::IpAddr::V4(v4) if !v4.is_unspecified() => Some(*v4),
+        _ => None,
+    };
+    config
+        .extra_ips
+        .iter()
+        .find_map(v4)
+        .or_else(|| v4(&addr.ip()))
+        .unwrap_or(std::net::Ipv4Addr::LOCALHOST)
 }
 
 impl Server {

@@ -468,6 +468,12 @@ pub async fn create_object(
     dry: bool,
 ) -> Result<Value> {
     let resource = target.resource;
+    // A Service's addresses are chosen and stored one Service at a time.
+    let _allocating = if (resource.group, resource.kind) == ("", "Service") {
+        Some(server.allocating.lock().await)
+    } else {
+        None
+    };
     let generated = meta::name(&obj).is_empty();
     meta::prepare_create(&mut obj, target.ns())?;
     if let Some(ns) = target.ns() {
@@ -1194,6 +1200,57 @@ pub async fn seed(server: &Server) {
     seed_objects(server, "", "namespaces", namespaces.collect()).await;
     let classes = api::priority::system_classes();
     seed_objects(server, "scheduling.k8s.io", "priorityclasses", classes).await;
+}
+
+/// The `kubernetes` Service in `default` (made once), and its Endpoints and EndpointSlice naming
+/// the API server's address as it is now.
+pub async fn seed_kubernetes_service(server: &Server, ip: std::net::Ipv4Addr, port: u16) {
+    let service = api::service::kubernetes_service(server.service_range, port);
+    seed_namespaced(server, "", "services", service, false).await;
+    let endpoints = api::service::kubernetes_endpoints(ip, port);
+    seed_namespaced(server, "", "endpoints", endpoints, true).await;
+    let slice = api::service::kubernetes_endpoint_slice(ip, port);
+    seed_namespaced(server, "discovery.k8s.io", "endpointslices", slice, true).await;
+}
+
+/// Creates `obj` in its namespace if it is missing; with `replace`, writes it over what is there.
+async fn seed_namespaced(server: &Server, group: &str, plural: &str, obj: Value, replace: bool) {
+    let Some(resource) = resource::RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.plural == plural)
+    else {
+        return;
+    };
+    let target = Target {
+        resource,
+        namespace: meta::namespace(&obj).map(str::to_string),
+        name: Some(meta::name(&obj).to_string()),
+        subresource: None,
+    };
+    let done = match read(server, &target).await {
+        Ok((current, revision)) if replace => {
+            let mut updated = obj.clone();
+            updated["metadata"] = current["metadata"].clone();
+            if updated == current {
+                return;
+            }
+            write(server, &target, &updated, revision).await.map(|_| ())
+        }
+        Ok(_) => return,
+        Err(e) if e.code == 404 => {
+            let collection = Target {
+                name: None,
+                ..target
+            };
+            create_object(server, &collection, obj, false)
+                .await
+                .map(|_| ())
+        }
+        Err(e) => Err(e),
+    };
+    if let Err(error) = done {
+        tracing::error!(%error, resource = plural, "could not write the kubernetes service's objects");
+    }
 }
 
 /// Creates each of `objects` (cluster-scoped, of the resource `plural` of `group`) that is missing.

@@ -74,6 +74,12 @@ struct PodNetwork {
 }
 
 /// A duration as kube-apiserver's flags take it (`1h`, `30m`, `90s`), more than zero.
+fn parse_service_range(text: &str) -> Result<api::service::IpRange, String> {
+    api::service::IpRange::parse(text).ok_or_else(|| {
+        format!("{text:?} is not an IPv4 range such as 10.43.0.0/16 (prefix 8 to 30)")
+    })
+}
+
 fn parse_ttl(text: &str) -> Result<Duration, String> {
     cli::config::parse_duration(text)
         .map_err(|e| e.to_string())
@@ -243,6 +249,10 @@ enum Command {
         /// Append an audit event (JSON) for every request to this file (`-`: standard output).
         #[arg(long)]
         audit_log_path: Option<PathBuf>,
+        /// The IPv4 range Services' cluster IPs come from (its first address is the
+        /// `kubernetes` Service's).
+        #[arg(long, default_value = "10.43.0.0/16", value_parser = parse_service_range)]
+        service_cluster_ip_range: api::service::IpRange,
         /// The name of this machine's node (default: the hostname).
         #[arg(long)]
         node_name: Option<String>,
@@ -444,6 +454,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             watch_cache_size,
             event_ttl,
             audit_log_path,
+            service_cluster_ip_range,
             node_name,
             node_monitor_grace_period,
             pods,
@@ -469,6 +480,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 watch_cache_size,
                 event_ttl,
                 audit_log_path,
+                service_cluster_ip_range,
                 // Pods of the local agent reach the server through their bridge's gateway.
                 max_requests_inflight,
                 max_mutating_requests_inflight,

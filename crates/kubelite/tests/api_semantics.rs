@@ -804,3 +804,87 @@ fn metadata_only_lists_gets_and_watches() {
     assert_eq!(first["object"]["kind"], "PartialObjectMetadata");
     assert_eq!(first["object"]["metadata"]["name"], "meta");
 }
+
+#[test]
+fn services_get_cluster_ips_and_the_kubernetes_service_names_the_server() {
+    let c = Cluster::start();
+    let rows = |args: &[&str]| -> Vec<Vec<String>> {
+        c.kubectl(args)
+            .ok()
+            .lines()
+            .map(|l| l.split_whitespace().map(str::to_string).collect())
+            .collect()
+    };
+    let services = rows(&["get", "svc"]);
+    assert_eq!(
+        services[0],
+        [
+            "NAME",
+            "TYPE",
+            "CLUSTER-IP",
+            "EXTERNAL-IP",
+            "PORT(S)",
+            "AGE"
+        ]
+    );
+    assert_eq!(
+        services[1][..5],
+        ["kubernetes", "ClusterIP", "10.43.0.1", "<none>", "443/TCP"]
+    );
+    let port = c.url().rsplit(':').next().unwrap_or_default().to_string();
+    let endpoints = rows(&["get", "endpoints", "kubernetes", "--no-headers"]);
+    assert_eq!(endpoints[0][1], format!("127.0.0.1:{port}"));
+    let slices = rows(&["get", "endpointslices", "--no-headers"]);
+    assert_eq!(
+        slices[0][..4],
+        ["kubernetes", "IPv4", port.as_str(), "127.0.0.1"]
+    );
+    // Typed creates (protobuf from kubectl 1.32 on) get the next free address and node ports.
+    c.kubectl(&["create", "service", "clusterip", "web", "--tcp=80:8080"])
+        .ok();
+    c.kubectl(&["create", "service", "nodeport", "np", "--tcp=80"])
+        .ok();
+    let web = rows(&["get", "svc", "web", "--no-headers"]);
+    assert_eq!(
+        web[0][..5],
+        ["web", "ClusterIP", "10.43.0.2", "<none>", "80/TCP"]
+    );
+    let np = rows(&["get", "svc", "np", "--no-headers"]);
+    assert_eq!(np[0][4], "80:30000/TCP");
+    c.file(
+        "taken.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: taken\nspec:\n  clusterIP: 10.43.0.2\n  ports:\n  - port: 80\n",
+    );
+    let refused = c.kubectl(&["create", "-f", "taken.yaml"]);
+    assert!(
+        refused
+            .err()
+            .contains("failed to allocate IP 10.43.0.2: provided IP is already allocated"),
+        "{}",
+        refused.stderr
+    );
+    // An apply that leaves the address out keeps it; one that changes it is refused.
+    c.file(
+        "applied.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: applied\nspec:\n  selector:\n    app: web\n  ports:\n  - port: 8080\n",
+    );
+    c.kubectl(&["apply", "-f", "applied.yaml"]).ok();
+    let ip = c.kubectl(&["get", "svc", "applied", "-o", "jsonpath={.spec.clusterIP}"]);
+    let ip = ip.ok().to_string();
+    c.kubectl(&["label", "svc", "applied", "tier=front"]).ok();
+    c.kubectl(&["apply", "-f", "applied.yaml"]).ok();
+    let again = c.kubectl(&["get", "svc", "applied", "-o", "jsonpath={.spec.clusterIP}"]);
+    assert_eq!(again.ok(), ip);
+    let moved = c.kubectl(&[
+        "patch",
+        "svc",
+        "applied",
+        "-p",
+        r#"{"spec":{"clusterIP":"10.43.0.200","clusterIPs":["10.43.0.200"]}}"#,
+    ]);
+    assert!(
+        moved.err().contains("field is immutable"),
+        "{}",
+        moved.stderr
+    );
+}
