@@ -40,9 +40,9 @@ pub async fn create(
         Some(o) if o.is_object() => Bytes::from(serde_json::to_vec(o).unwrap_or_default()),
         _ => Bytes::new(),
     };
-    let mut opts = DeleteOptions::parse(q, Some("application/json"), options, target.resource)?;
+    let opts = DeleteOptions::parse(q, Some("application/json"), options, target.resource)?;
     for _ in 0..TRIES {
-        match evict_once(server, target, &mut opts).await {
+        match evict_once(server, target, &opts).await {
             Err(Retry::Again) => continue,
             Err(Retry::Fail(e)) => return Err(e),
             Ok(()) => return Ok(rest::created()),
@@ -74,11 +74,15 @@ fn still_processing() -> ApiError {
     err
 }
 
+/// One try: the checks against the pod and its budget as they are now, the budget charged,
+/// then the pod marked and deleted. Only a change before the charge tries again: once charged,
+/// the pod is marked on its latest version (or, pinned, refused).
 async fn evict_once(
     server: &Arc<Server>,
     target: &Target,
-    opts: &mut DeleteOptions,
+    client: &DeleteOptions,
 ) -> std::result::Result<(), Retry> {
+    let mut opts = client.clone();
     let (pod_value, pod_revision) = rest::read(server, target).await?;
     let pod: Pod = typed(&pod_value)?;
     let budgets = budgets_of(server, target).await?;
@@ -96,12 +100,13 @@ async fn evict_once(
         opts.resource_version = Some(pod_revision.to_string());
     }
     if !opts.dry_run {
-        let revision = mark_disruption_target(server, target, pod_value, pod_revision).await?;
-        if pinned {
+        let pinned_at = pinned.then_some(pod_revision);
+        let revision = mark_disruption_target(server, target, pinned_at).await?;
+        if pinned && client.resource_version.is_none() {
             opts.resource_version = Some(revision.to_string());
         }
     }
-    match rest::delete_object(server, target, opts).await {
+    match rest::delete_object(server, target, &opts).await {
         Ok(_) => Ok(()),
         Err(e) if e.code == 409 && pinned => Err(Retry::Fail(still_processing())),
         Err(e) => Err(Retry::Fail(e)),
@@ -160,29 +165,35 @@ async fn charge(
     }
 }
 
-/// Adds the `DisruptionTarget` condition to the pod's status; the pod's new revision.
+/// Adds the `DisruptionTarget` condition to the latest version of the pod's status; the pod's
+/// new revision. A pod `pinned_at` a revision may not have changed since (429 otherwise).
 async fn mark_disruption_target(
     server: &Arc<Server>,
     target: &Target,
-    mut pod: Value,
-    revision: i64,
+    pinned_at: Option<i64>,
 ) -> std::result::Result<i64, Retry> {
-    let mut conditions: Vec<Value> = pod["status"]["conditions"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    conditions.retain(|c| c["type"] != "DisruptionTarget");
-    conditions.push(json!({
-        "type": "DisruptionTarget",
-        "status": "True",
-        "reason": "EvictionByEvictionAPI",
-        "message": "Eviction API: evicting",
-        "lastProbeTime": null,
-        "lastTransitionTime": meta::now(),
-    }));
-    pod["status"]["conditions"] = Value::Array(conditions);
-    match rest::write(server, target, &pod, revision).await? {
-        Written::At(rev) => Ok(rev),
-        Written::Conflict => Err(Retry::Again),
+    for _ in 0..TRIES {
+        let (mut pod, revision) = rest::read(server, target).await?;
+        if pinned_at.is_some_and(|at| at != revision) {
+            return Err(Retry::Fail(still_processing()));
+        }
+        let mut conditions: Vec<Value> = pod["status"]["conditions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        conditions.retain(|c| c["type"] != "DisruptionTarget");
+        conditions.push(json!({
+            "type": "DisruptionTarget",
+            "status": "True",
+            "reason": "EvictionByEvictionAPI",
+            "message": "Eviction API: evicting",
+            "lastProbeTime": null,
+            "lastTransitionTime": meta::now(),
+        }));
+        pod["status"]["conditions"] = Value::Array(conditions);
+        if let Written::At(rev) = rest::write(server, target, &pod, revision).await? {
+            return Ok(rev);
+        }
     }
+    Err(Retry::Fail(still_processing()))
 }

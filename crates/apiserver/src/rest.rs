@@ -746,7 +746,7 @@ pub async fn patch(
 // ---------------------------------------------------------------- delete
 
 /// DeleteOptions from the body and the query.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct DeleteOptions {
     pub grace_period: Option<i64>,
     pub uid: Option<String>,

@@ -113,14 +113,7 @@ pub async fn drain(ctx: &Context, args: DrainArgs) -> Result<i32, Error> {
     let pods = pods_on(ctx, &args).await?;
     let (doomed, errors, warnings) = filter(&pods, &args);
     if !errors.is_empty() {
-        let err = errors.join(", ");
-        eprintln!(
-            "error: unable to drain node {:?} due to error: {err}, continuing command...",
-            args.node
-        );
-        eprintln!("There are pending nodes to be drained:\n {}", args.node);
-        eprintln!("error: {err}");
-        return Ok(1);
+        return Ok(not_drained(&args.node, &errors.join(", ")));
     }
     if !warnings.is_empty() {
         eprintln!("Warning: {}", warnings.join("; "));
@@ -137,16 +130,18 @@ pub async fn drain(ctx: &Context, args: DrainArgs) -> Result<i32, Error> {
             "There are pending pods in node {:?} when an error occurred: {err}",
             args.node
         );
-        eprintln!(
-            "error: unable to drain node {:?} due to error: {err}, continuing command...",
-            args.node
-        );
-        eprintln!("There are pending nodes to be drained:\n {}", args.node);
-        eprintln!("error: {err}");
-        return Ok(1);
+        return Ok(not_drained(&args.node, &err));
     }
     println!("node/{} drained{}", args.node, dry.suffix());
     Ok(0)
+}
+
+/// kubectl's closing lines for a node it could not drain; the exit code.
+fn not_drained(node: &str, err: &str) -> i32 {
+    eprintln!("error: unable to drain node {node:?} due to error: {err}, continuing command...");
+    eprintln!("There are pending nodes to be drained:\n {node}");
+    eprintln!("error: {err}");
+    1
 }
 
 async fn pods_on(ctx: &Context, args: &DrainArgs) -> Result<Vec<Value>, Error> {
