@@ -1,6 +1,7 @@
 """Drives a kubelite server with the official Kubernetes Python client: create, list, watch,
 patch and delete pods. Usage: client_flow.py KUBECONFIG. Exits non-zero on the first failure."""
 
+import json
 import sys
 import threading
 
@@ -56,6 +57,19 @@ json_patched = v1.patch_namespaced_pod(
     "py-one", NS, [{"op": "replace", "path": "/spec/containers/0/image", "value": "gcr.io/kuar-demo/kuard-amd64:2"}]
 )
 assert json_patched.spec.containers[0].image.endswith(":2")
+
+# Metadata alone, as clients that need only names and labels ask for it (through the client's
+# own connection, whose call API differs between client versions).
+rest = v1.api_client.rest_client
+resp = rest.request(
+    "GET",
+    v1.api_client.configuration.host + f"/api/v1/namespaces/{NS}/pods",
+    headers={"Accept": "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"},
+)
+partial = json.loads(resp.data if resp.data is not None else resp.read())
+assert partial["kind"] == "PartialObjectMetadataList", partial
+assert sorted(i["metadata"]["name"] for i in partial["items"]) == ["py-one", "py-sentinel"], partial
+assert all(i["kind"] == "PartialObjectMetadata" and "spec" not in i for i in partial["items"]), partial
 
 try:
     v1.create_namespaced_pod(NS, pod("py-one"))
