@@ -335,12 +335,14 @@ fn check_quantities(resource: &Resource, pod: &Value) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn typed<T: DeserializeOwned>(v: &Value) -> Result<T, ApiError> {
+/// A stored object as its k8s-openapi type (it decoded when it was written).
+pub fn typed<T: DeserializeOwned>(v: &Value) -> Result<T, ApiError> {
     serde_json::from_value(v.clone())
         .map_err(|e| ApiError::internal(format!("object does not decode: {e}")))
 }
 
-fn untyped<T: Serialize>(t: &T, into: &mut Value) -> Result<(), ApiError> {
+/// Writes `t` over `into`, keeping `into`'s apiVersion and kind.
+pub fn untyped<T: Serialize>(t: &T, into: &mut Value) -> Result<(), ApiError> {
     let (api_version, kind) = (into["apiVersion"].clone(), into["kind"].clone());
     *into = serde_json::to_value(t).map_err(|e| ApiError::internal(e.to_string()))?;
     into["apiVersion"] = api_version;

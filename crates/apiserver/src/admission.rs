@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::{LimitRange, Pod, ResourceQuota};
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use serde_json::Value;
 
+use api::registry::{typed, untyped};
 use api::resource::{self, Resource};
 use api::ApiError;
 
@@ -31,7 +32,7 @@ pub async fn admit_create(
                 .map_err(|why| ApiError::forbidden("", "pods", &name, &why))?;
             api::priority::admit(&mut pod, ns, &classes(server))?;
             let usage = api::quota::pod_usage(&pod);
-            *obj = untyped(&pod, obj)?;
+            untyped(&pod, obj)?;
             charge_quotas(server, resource, ns, &name, &usage, Some(&pod), dry).await
         }
         ("scheduling.k8s.io", "PriorityClass") => {
@@ -81,7 +82,7 @@ async fn allocate_addresses(
     if !errs.is_empty() {
         return Err(ApiError::invalid("", resource.kind, name, &errs));
     }
-    *obj = untyped(&svc, obj)?;
+    untyped(&svc, obj)?;
     Ok(())
 }
 
@@ -197,17 +198,4 @@ fn cached<T: serde::de::DeserializeOwned>(
         .iter()
         .filter_map(|c| serde_json::from_slice(&c.json).ok())
         .collect()
-}
-
-fn typed<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, ApiError> {
-    serde_json::from_value(v.clone())
-        .map_err(|e| ApiError::internal(format!("object does not decode: {e}")))
-}
-
-/// `t` as JSON, keeping `like`'s apiVersion and kind.
-fn untyped<T: serde::Serialize>(t: &T, like: &Value) -> Result<Value, ApiError> {
-    let mut v = serde_json::to_value(t).map_err(|e| ApiError::internal(e.to_string()))?;
-    v["apiVersion"] = like["apiVersion"].clone();
-    v["kind"] = like["kind"].clone();
-    Ok(v)
 }

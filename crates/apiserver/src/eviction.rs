@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use api::meta;
 use api::pdb::Eviction;
+use api::registry::typed;
 use api::ApiError;
 
 use axum::response::Response;
@@ -111,11 +112,6 @@ async fn evict_once(
         Err(e) if e.code == 409 && pinned => Err(Retry::Fail(still_processing())),
         Err(e) => Err(Retry::Fail(e)),
     }
-}
-
-fn typed<T: serde::de::DeserializeOwned>(v: &Value) -> std::result::Result<T, ApiError> {
-    serde_json::from_value(v.clone())
-        .map_err(|e| ApiError::internal(format!("object does not decode: {e}")))
 }
 
 fn pdb_target(target: &Target, name: Option<&str>) -> Target {
